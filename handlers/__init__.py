@@ -1,0 +1,1 @@
+"""Entry points: the Lambda handler (and, later, the command line)."""

@@ -1,0 +1,317 @@
+"""Load and validate ``tables.yaml`` (the product's main interface) into ``router.model`` objects.
+
+Validation happens in three passes, all at load time so that a bad file stops the
+function from starting: the YAML itself (syntax, duplicate keys, ``${VAR}``), the
+Cerberus schema (shape and allowed values, sink entries by their type's own schema),
+then cross-field checks (keys are columns, sinks exist, identifiers fit, literals cast).
+Every error reads ``FILE: dotted.path: what is wrong (what is allowed)``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Mapping
+
+import cerberus
+import yaml
+
+from router import yamlfile
+from router.errors import CastError, ConfigError
+from router.model import MISSING, RESERVED_COLUMNS, Column, Config, Filter, Route, SinkConfig
+from router.types import parse_type
+from router.yamlfile import Path, dotted
+from sinks import registry
+
+DEFAULT_PATH = "config/tables.yaml"
+ENV_VAR = "CDC_ROUTER_CONFIG"
+
+_STRING = {"type": "string", "empty": False}
+COLUMN_SCHEMA = {
+    "from": _STRING,
+    "type": {"type": "string", "check_with": "column_type", "default": "text"},
+    "default": {"nullable": True},
+    "fallback": {"nullable": True},
+}
+ROUTE_SCHEMA = {
+    "source": {**_STRING, "required": True},
+    "sink": {**_STRING, "required": True},
+    "table": {**_STRING, "required": True},
+    "key": {"type": ["string", "list"], "required": True, "empty": False,
+            "schema": {"type": "string", "empty": False}},
+    "columns": {"type": "dict", "required": True, "empty": False,
+                "keysrules": {"type": "string", "empty": False},
+                "valuesrules": {"type": "dict", "nullable": True, "schema": COLUMN_SCHEMA}},
+    "extras": {**_STRING, "nullable": True},
+    "deletes": {"type": "string", "allowed": ["hard", "soft", "ignore"], "default": "hard"},
+    "on_error": {"type": "string", "allowed": ["fail", "dead_letter"], "default": "fail"},
+    "filter": {"type": "dict", "schema": {
+        "attribute": {**_STRING, "required": True},
+        "equals": {"nullable": True},
+        "begins_with": {"type": "string"},
+    }},
+    "log_records": {"type": "boolean", "default": False},
+}
+SINK_SCHEMA = {"type": {"type": "string", "required": True, "allowed": list(registry.sink_types())}}
+TOP_SCHEMA = {
+    "version": {"type": "integer", "required": True, "allowed": [1]},
+    "unrouted": {"type": "string", "allowed": ["fail", "skip"], "default": "fail"},
+    "sinks": {"type": "dict", "required": True, "empty": False,
+              "keysrules": {"type": "string", "empty": False},
+              "valuesrules": {"type": "dict", "allow_unknown": True, "schema": SINK_SCHEMA}},
+    "routes": {"type": "dict", "required": True, "empty": False,
+               "keysrules": {"type": "string", "empty": False},
+               "valuesrules": {"type": "dict", "schema": ROUTE_SCHEMA}},
+}
+
+
+class _Validator(cerberus.Validator):
+    def _check_with_column_type(self, field: str, value: Any) -> None:
+        try:
+            parse_type(value)
+        except ValueError as exc:
+            self._error(field, str(exc))
+
+
+def default_path() -> str:
+    return os.environ.get(ENV_VAR) or DEFAULT_PATH
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and build the configuration; raise ``ConfigError`` listing every problem."""
+    shown = str(path if path is not None else default_path())
+    try:
+        with open(shown, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError([f"{shown}: cannot read the configuration: {exc.strerror}"]) from None
+    return parse_config(text, shown, environ)
+
+
+def parse_config(text: str, path: str = DEFAULT_PATH, environ: Mapping[str, str] | None = None) -> Config:
+    try:
+        doc = yamlfile.read(text, environ, name=path)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {_one_line(exc)} (quote values with [ ] {{ }} : # in them, "
+                           'e.g. type: "text[]")']) from None
+    errors = _Errors(path, doc)
+    for where, message in doc.errors:
+        errors.add(where, message)
+    if not isinstance(doc.data, dict):
+        errors.add((), "expected a mapping with version, sinks and routes")
+        errors.raise_if_any()
+    validator = _Validator(TOP_SCHEMA)
+    if not validator.validate(doc.data):
+        errors.add_cerberus(validator._errors, TOP_SCHEMA)
+    data = validator.document if validator.document is not None else doc.data
+    sinks = _build_sinks(data.get("sinks") or {}, errors)
+    routes = _build_routes(data.get("routes") or {}, sinks, errors)
+    errors.raise_if_any()
+    return Config(path=path, sinks=sinks, routes=routes, unrouted=data["unrouted"], version=data["version"])
+
+
+def _build_sinks(entries: dict[str, Any], errors: "_Errors") -> dict[str, SinkConfig]:
+    sinks: dict[str, SinkConfig] = {}
+    for name, entry in entries.items():
+        if not isinstance(entry, dict) or entry.get("type") not in registry.sink_types():
+            continue  # already reported by the top-level schema
+        schema = {**SINK_SCHEMA, **registry.sink_class(entry["type"]).config_schema}
+        validator = _Validator(schema)
+        if not validator.validate(entry):
+            errors.add_cerberus(validator._errors, schema, prefix=("sinks", name))
+            continue
+        options = {k: v for k, v in validator.document.items() if k != "type"}
+        sinks[name] = SinkConfig(name=name, type=entry["type"], options=options)
+    return sinks
+
+
+def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], errors: "_Errors") -> dict[str, Route]:
+    routes: dict[str, Route] = {}
+    for name, entry in entries.items():
+        if not isinstance(entry, dict) or errors.has_under(("routes", name)):
+            continue
+        route = _RouteBuilder(name, entry, sinks, errors).build()
+        if route is not None:
+            routes[name] = route
+    _check_shared_targets(routes, errors)
+    return routes
+
+
+class _RouteBuilder:
+    """Cross-field checks for one route that passed the schema, then the ``Route`` itself."""
+
+    def __init__(self, name: str, entry: dict[str, Any], sinks: dict[str, SinkConfig], errors: "_Errors"):
+        self.name, self.entry, self.sinks, self.errors = name, entry, sinks, errors
+        self.path: Path = ("routes", name)
+
+    def build(self) -> Route | None:
+        entry, before = self.entry, self.errors.count
+        sink = self._sink()
+        max_bytes = registry.sink_class(sink.type).capabilities.max_identifier_bytes if sink else 63
+        schema, table = _split_table(entry["table"], sink.options.get("schema", "public") if sink else "public")
+        self._identifiers([("table", schema), ("table", table)], max_bytes)
+        columns = [self._column(col_name, spec or {}, max_bytes) for col_name, spec in entry["columns"].items()]
+        key = [entry["key"]] if isinstance(entry["key"], str) else list(entry["key"])
+        self._check_key(key, columns)
+        extras = entry.get("extras")
+        if extras is not None:
+            self._identifiers([("extras", extras)], max_bytes)
+            if extras in entry["columns"] or extras in RESERVED_COLUMNS:
+                self.errors.add(self.path + ("extras",), f"{extras!r} is already a column of this route")
+        route_filter = self._filter(entry.get("filter"))
+        if self.errors.count > before:
+            return None
+        return Route(
+            name=self.name, source=entry["source"], sink=entry["sink"], schema=schema, table=table,
+            key=tuple(key), columns=tuple(c for c in columns if c is not None), extras=extras,
+            deletes=entry["deletes"], on_error=entry["on_error"], filter=route_filter,
+            log_records=entry["log_records"],
+        )
+
+    def _sink(self) -> SinkConfig | None:
+        name = self.entry["sink"]
+        if name in self.sinks:
+            return self.sinks[name]
+        if not self.errors.has_under(("sinks",)):
+            defined = ", ".join(self.sinks) or "none"
+            self.errors.add(self.path + ("sink",), f"unknown sink {name!r} (defined sinks: {defined})")
+        return None
+
+    def _identifiers(self, named: Iterable[tuple[str, str]], max_bytes: int) -> None:
+        for key, identifier in named:
+            size = len(identifier.encode("utf-8"))
+            if size > max_bytes:
+                self.errors.add(self.path + (key,), f"identifier {identifier!r} is {size} bytes long "
+                                                    f"(at most {max_bytes} allowed by the sink)")
+
+    def _column(self, name: str, spec: dict[str, Any], max_bytes: int) -> Column | None:
+        path = self.path + ("columns", name)
+        if name in RESERVED_COLUMNS:
+            self.errors.add(path, f"column name {name!r} is reserved for cdc-router's bookkeeping")
+            return None
+        size = len(name.encode("utf-8"))
+        if size > max_bytes:
+            self.errors.add(path, f"identifier {name!r} is {size} bytes long (at most {max_bytes} allowed by the sink)")
+        source = spec.get("from", name)
+        attr_path = tuple(source.split("."))
+        if not all(attr_path):
+            self.errors.add(path + ("from",), f"invalid attribute path {source!r} (expected name or map.name)")
+        column_type = parse_type(spec.get("type", "text"))
+        literals = {}
+        for option in ("default", "fallback"):
+            literals[option] = MISSING
+            if option in spec:
+                literals[option] = self._literal(spec[option], column_type, path + (option,))
+        return Column(name=name, path=attr_path, type=column_type, **literals)
+
+    def _literal(self, value: Any, column_type: Any, path: Path) -> Any:
+        if value is None:
+            return None
+        try:
+            return column_type.cast(value)
+        except CastError as exc:
+            self.errors.add(path, f"invalid value: {exc}")
+            return MISSING
+
+    def _check_key(self, key: list[str], columns: list[Column | None]) -> None:
+        by_name = {c.name: c for c in columns if c is not None}
+        for index, name in enumerate(key):
+            column = by_name.get(name)
+            if column is None:
+                self.errors.add(self.path + ("key", index), f"{name!r} is not a column of this route "
+                                                            f"(columns: {', '.join(self.entry['columns'])})")
+            elif column.default is not MISSING or column.fallback is not MISSING:
+                self.errors.add(self.path + ("columns", name), "a key column cannot have a default or a fallback "
+                                                               "(it would merge different items into one row)")
+        if len(set(key)) != len(key):
+            self.errors.add(self.path + ("key",), f"repeated column in key {key}")
+
+    def _filter(self, spec: dict[str, Any] | None) -> Filter | None:
+        if spec is None:
+            return None
+        conditions = [c for c in ("equals", "begins_with") if c in spec]
+        if len(conditions) != 1:
+            self.errors.add(self.path + ("filter",), "needs exactly one condition (allowed: equals, begins_with)")
+            return None
+        return Filter(attribute=spec["attribute"], equals=spec.get("equals", MISSING),
+                      begins_with=spec.get("begins_with"))
+
+
+def _check_shared_targets(routes: dict[str, Route], errors: "_Errors") -> None:
+    first: dict[tuple[str, str, str], Route] = {}
+    for route in routes.values():
+        other = first.setdefault((route.sink, route.schema, route.table), route)
+        if other is not route and (other.key != route.key or other.deletes != route.deletes):
+            errors.add(("routes", route.name, "table"),
+                       f"{route.qualified_table} is also written by route {other.name!r} with key {list(other.key)} "
+                       f"and deletes: {other.deletes}; routes sharing a table must agree on both")
+
+
+def _split_table(text: str, default_schema: str) -> tuple[str, str]:
+    schema, dot, table = text.partition(".")
+    return (schema, table) if dot else (default_schema, text)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+class _Errors:
+    """Collects messages in the ``FILE: path: message`` form."""
+
+    def __init__(self, path: str, doc: yamlfile.Document):
+        self.file, self.doc = path, doc
+        self.items: list[tuple[Path, str]] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    def add(self, path: Path, message: str) -> None:
+        self.items.append((tuple(path), message))
+
+    def has_under(self, prefix: Path) -> bool:
+        return any(p[: len(prefix)] == prefix for p, _ in self.items)
+
+    def add_cerberus(self, errors: Iterable[Any], schema: dict[str, Any], prefix: Path = ()) -> None:
+        for error in errors:
+            if error.is_group_error:
+                self.add_cerberus(error.child_errors, schema, prefix)
+                continue
+            path = prefix + tuple(error.document_path)
+            self.add(path, _cerberus_message(error, schema, self._shown(path, error.value)))
+
+    def _shown(self, path: Path, value: Any) -> Any:
+        return self.doc.shown(path) if path in self.doc.expanded else value
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError([f"{self.file}: {dotted(p)}: {m}" for p, m in self.items])
+
+
+def _cerberus_message(error: Any, schema: dict[str, Any], value: Any) -> str:
+    rule, constraint = error.rule, error.constraint
+    if error.code == 0 and error.info:  # a message from a check_with rule
+        return str(error.info[0])
+    if rule == "required":
+        return "required key is missing"
+    if error.code == cerberus.errors.UNKNOWN_FIELD.code:
+        allowed = _allowed_keys(schema, error.schema_path)
+        return "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    if rule == "allowed":
+        return f"invalid value {value!r} (allowed: {', '.join(map(str, constraint))})"
+    if rule == "type":
+        wanted = " or ".join(constraint) if isinstance(constraint, list) else constraint
+        return f"invalid value {value!r} (expected a {wanted})"
+    if rule == "empty":
+        return "must not be empty"
+    if rule == "nullable":
+        return "must not be null"
+    handler = cerberus.errors.BasicErrorHandler()
+    return handler._format_message(error.field, error)
+
+
+def _allowed_keys(schema: dict[str, Any], schema_path: tuple[Any, ...]) -> list[str]:
+    node: Any = schema
+    for part in schema_path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return sorted(node) if isinstance(node, dict) else []

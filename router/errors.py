@@ -1,0 +1,36 @@
+"""Error types, sorted by who must act on them.
+
+- ``ConfigError``: the operator's ``tables.yaml`` is wrong; the function refuses to start.
+- ``InvalidEventError``: the Lambda event is not a batch of stream records at all.
+- ``RecordError``: one record cannot be applied (bad value, unknown route); the route's
+  ``on_error`` decides between failing the batch there and dead-lettering the record.
+- ``SinkError`` and its two kinds (in ``sinks.base``) classify database failures.
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(Exception):
+    """An invalid configuration file. ``errors`` holds every message, one per problem."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+class InvalidEventError(ValueError):
+    """The event handed to the handler is not a DynamoDB Streams batch."""
+
+
+class RecordError(Exception):
+    """A single stream record cannot be turned into a change for a route."""
+
+    route: str | None = None  # the route whose on_error decided, once known
+
+
+class CastError(RecordError):
+    """A value does not fit its column's type."""
+
+
+class UnroutedRecordError(RecordError):
+    """A record's source table has no route in the configuration."""

@@ -1,0 +1,152 @@
+"""Lambda events to typed change records.
+
+A small typed view in the spirit of Powertools' ``DynamoDBStreamEvent``, built directly
+from the wire dicts: Powertools' data classes cost 18-35 us per record and deserialize
+whole images, where the transform only needs a few attributes, converted on demand.
+Images stay in the wire format here; ``router.attrs`` converts what a route reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from router.errors import InvalidEventError
+
+EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclass(slots=True, eq=False)
+class ChangeRecord:
+    """One stream record. ``error`` is set when the record is malformed."""
+
+    index: int                     # position in the batch
+    raw: dict[str, Any]            # the record as delivered, for dead letters
+    table: str | None
+    event_name: str | None = None
+    keys: dict[str, Any] | None = None
+    new_image: dict[str, Any] | None = None
+    old_image: dict[str, Any] | None = None
+    sequence_number: str | None = None
+    version: int = 0
+    created: float | None = None   # ApproximateCreationDateTime, epoch seconds
+    event_id: str | None = None
+    error: str | None = None
+
+    @property
+    def is_delete(self) -> bool:
+        return self.event_name == "REMOVE"
+
+    @property
+    def created_at(self) -> dt.datetime | None:
+        return None if self.created is None else _EPOCH + dt.timedelta(seconds=self.created)
+
+    @property
+    def where(self) -> str:
+        """Where the record is, for messages: never its contents."""
+        return f"record {self.index} (table {self.table}, SequenceNumber {self.sequence_number})"
+
+
+def parse_event(event: Any) -> list[ChangeRecord]:
+    """Parse a Lambda event; raise ``InvalidEventError`` if it is not a stream batch."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        raise InvalidEventError(
+            "not a DynamoDB Streams event: expected an object with a 'Records' list, got "
+            + (f"keys {sorted(map(str, event))[:10]}" if isinstance(event, dict) else type(event).__name__)
+        )
+    return [parse_record(raw, index) for index, raw in enumerate(records)]
+
+
+def parse_record(raw: Any, index: int) -> ChangeRecord:
+    if not isinstance(raw, dict):
+        return ChangeRecord(index, {"value": repr(raw)[:200]}, None, error="record is not an object")
+    body = raw.get("dynamodb")
+    sequence = body.get("SequenceNumber") if isinstance(body, dict) else None
+    record = ChangeRecord(index, raw, None, sequence_number=sequence if isinstance(sequence, str) else None,
+                          event_id=raw.get("eventID"))
+    record.table, record.error = table_from_arn(raw.get("eventSourceARN"))
+    if record.error is None:
+        record.error = _fill(record, raw.get("eventName"), body)
+    return record
+
+
+def _fill(record: ChangeRecord, event_name: Any, body: Any) -> str | None:
+    if event_name not in EVENT_NAMES:
+        return f"unknown eventName {event_name!r} (expected one of {', '.join(EVENT_NAMES)})"
+    if not isinstance(body, dict):
+        return "record has no 'dynamodb' object"
+    sequence = record.sequence_number
+    if sequence is None or not sequence.isdigit():
+        return f"invalid SequenceNumber {body.get('SequenceNumber')!r} (expected a decimal string)"
+    keys, new_image, old_image = body.get("Keys"), body.get("NewImage"), body.get("OldImage")
+    if not isinstance(keys, dict) or not keys:
+        return "record has no 'Keys'"
+    for name, image in (("NewImage", new_image), ("OldImage", old_image)):
+        if image is not None and not isinstance(image, dict):
+            return f"'{name}' is not an object"
+    record.event_name, record.keys = event_name, keys
+    record.new_image, record.old_image = new_image, old_image
+    record.version = int(sequence)
+    return _created(record, body.get("ApproximateCreationDateTime"))
+
+
+def _created(record: ChangeRecord, value: Any) -> str | None:
+    if isinstance(value, dt.datetime):  # boto3's get_records; Lambda sends epoch seconds
+        value = value.timestamp()
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        record.created = value
+        return None
+    return f"invalid ApproximateCreationDateTime {value!r} (expected epoch seconds)"
+
+
+@lru_cache(maxsize=1024)
+def _arn_table(arn: str) -> str | None:
+    # arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL
+    parts = arn.split(":", 5)
+    resource = parts[5].split("/") if len(parts) == 6 and parts[2] == "dynamodb" else []
+    return resource[1] if len(resource) >= 2 and resource[0] == "table" and resource[1] else None
+
+
+def table_from_arn(arn: Any) -> tuple[str | None, str | None]:
+    """``(table, None)``, or ``(None, error)`` for an ARN that names no DynamoDB table."""
+    table = _arn_table(arn) if isinstance(arn, str) else None
+    if table is None:
+        return None, f"eventSourceARN {arn!r} is not a DynamoDB stream ARN (arn:aws:dynamodb:...:table/NAME/stream/...)"
+    return table, None
+
+
+def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A record from the Streams API (``get_records``) as Lambda delivers it.
+
+    The event source mapping adds ``eventSourceARN``, sends ``ApproximateCreationDateTime``
+    as epoch seconds and binary values as base64 text; boto3 gives a datetime and bytes.
+    """
+    body = dict(record.get("dynamodb") or {})
+    created = body.get("ApproximateCreationDateTime")
+    if isinstance(created, dt.datetime):
+        body["ApproximateCreationDateTime"] = created.timestamp()
+    for name in ("Keys", "NewImage", "OldImage"):
+        if isinstance(body.get(name), dict):
+            body[name] = {attr: _wire_json(av) for attr, av in body[name].items()}
+    return {**record, "dynamodb": body, "eventSourceARN": stream_arn}
+
+
+def _wire_json(av: Any) -> Any:
+    """An AttributeValue with bytes turned into base64 text, as in Lambda's JSON."""
+    if not isinstance(av, dict) or len(av) != 1:
+        return av
+    ((tag, payload),) = av.items()
+    if tag == "B" and isinstance(payload, (bytes, bytearray)):
+        return {"B": base64.b64encode(payload).decode("ascii")}
+    if tag == "BS" and isinstance(payload, list):
+        return {"BS": [base64.b64encode(p).decode("ascii") if isinstance(p, (bytes, bytearray)) else p for p in payload]}
+    if tag == "M" and isinstance(payload, dict):
+        return {"M": {k: _wire_json(v) for k, v in payload.items()}}
+    if tag == "L" and isinstance(payload, list):
+        return {"L": [_wire_json(v) for v in payload]}
+    return av

@@ -1,0 +1,91 @@
+"""The validated configuration as plain immutable objects, shared by router/ and sinks/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from router.types import ColumnType
+
+VERSION_COLUMN = "_cdc_version"
+DELETED_COLUMN = "_cdc_deleted_at"
+RESERVED_COLUMNS = (VERSION_COLUMN, DELETED_COLUMN)
+MISSING = object()  # "no default" / "no fallback": None is a legitimate value for both
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str                      # target column
+    path: tuple[str, ...]          # attribute, or a dotted path into nested maps
+    type: ColumnType
+    default: Any = MISSING         # when the attribute is absent
+    fallback: Any = MISSING        # when absent, NULL, or not castable
+
+    @property
+    def source(self) -> str:
+        return ".".join(self.path)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Select a route's items in a single-table design: one attribute, one condition."""
+
+    attribute: str
+    equals: Any = MISSING
+    begins_with: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    source: str                    # DynamoDB table name, as in the eventSourceARN
+    sink: str                      # sink name in the config
+    schema: str
+    table: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    extras: str | None = None      # jsonb column for every unmapped attribute
+    deletes: str = "hard"          # hard | soft | ignore
+    on_error: str = "fail"         # fail | dead_letter
+    filter: Filter | None = None
+    log_records: bool = False      # record bodies stay out of logs unless a route opts in
+
+    @property
+    def target(self) -> tuple[str, str]:
+        return (self.schema, self.table)
+
+    @property
+    def qualified_table(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    @property
+    def key_columns(self) -> tuple[Column, ...]:
+        by_name = {c.name: c for c in self.columns}
+        return tuple(by_name[k] for k in self.key)
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    name: str
+    type: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    sinks: dict[str, SinkConfig]
+    routes: dict[str, Route]
+    unrouted: str = "fail"         # fail | skip
+    version: int = 1
+
+    def routes_for(self, source_table: str) -> tuple[Route, ...]:
+        return self.routes_by_source.get(source_table, ())
+
+    @cached_property
+    def routes_by_source(self) -> dict[str, tuple[Route, ...]]:
+        grouped: dict[str, list[Route]] = {}
+        for route in self.routes.values():
+            grouped.setdefault(route.source, []).append(route)
+        return {name: tuple(routes) for name, routes in grouped.items()}

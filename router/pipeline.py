@@ -1,0 +1,229 @@
+"""The batch pipeline: parse -> route -> transform -> reduce -> sink -> respond.
+
+Stop at the first failure: records before it are committed, it and everything after
+it are reported through ``batchItemFailures`` so that Lambda retries from there, in
+order. A record that can never succeed goes to the dead-letter table instead when its
+route says ``on_error: dead_letter``, in the same transaction as the rest of the batch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from router.config import load_config
+from router.errors import InvalidEventError, RecordError, UnroutedRecordError
+from router.events import ChangeRecord, parse_event
+from router.log import logger
+from router.model import Config, Route
+from router.reduce import reduce_changes
+from router.transform import RouteTransform
+from sinks import registry
+from sinks.base import Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
+
+
+@dataclass
+class Failure:
+    index: int                     # first record not committed
+    reason: str
+    route: str | None = None
+    transient: bool = False
+
+
+@dataclass
+class BatchResult:
+    records: list[ChangeRecord]
+    stats: dict[str, RouteStats] = field(default_factory=dict)
+    failure: Failure | None = None
+
+    @property
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        if self.failure is None:
+            return {"batchItemFailures": []}
+        return {"batchItemFailures": [{"itemIdentifier": _identifier(self.records, self.failure.index)}]}
+
+    @property
+    def max_lag_ms(self) -> float | None:
+        created = [r.created for r in self.records if r.created is not None]
+        return (time.time() - min(created)) * 1000 if created else None
+
+
+@dataclass
+class _Plan:
+    changes: list[Change] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    failure: Failure | None = None
+
+    def before(self, index: int) -> "_Plan":
+        return _Plan([c for c in self.changes if c.record.index < index],
+                     [d for d in self.dead_letters if d.record.index < index])
+
+
+class Pipeline:
+    """Built once per container from the config; ``process`` handles one Lambda batch."""
+
+    def __init__(self, config: Config, sinks: Mapping[str, Sink]):
+        self.config = config
+        self.sinks = dict(sinks)
+        self.transforms = {name: RouteTransform(route) for name, route in config.routes.items()}
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Pipeline":
+        return cls(config, build_sinks(config))
+
+    @classmethod
+    def from_path(cls, path: str | None = None) -> "Pipeline":
+        return cls.from_config(load_config(path))
+
+    def process(self, event: Any) -> BatchResult:
+        records = parse_event(event)
+        result = BatchResult(records, {name: RouteStats() for name in self.config.routes})
+        plan = self._plan(records)
+        failure = plan.failure
+        for sink_name in sorted({c.route.sink for c in plan.changes} | {d.route.sink for d in plan.dead_letters}):
+            sink_failure = self._apply_sink(self.sinks[sink_name], plan, result)
+            if sink_failure and (failure is None or sink_failure.index < failure.index):
+                failure = sink_failure
+        result.failure = failure
+        self._count_failed(result)
+        self._log(result)
+        return result
+
+    def close(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
+
+    # -- route and transform ------------------------------------------------------------
+
+    def _plan(self, records: list[ChangeRecord]) -> _Plan:
+        plan = _Plan()
+        for record in records:
+            try:
+                changes, dead_letters = self._transform(record)
+            except RecordError as exc:
+                plan.failure = Failure(record.index, f"{record.where}: {exc}", exc.route)
+                break
+            plan.changes.extend(changes)
+            plan.dead_letters.extend(dead_letters)
+        return plan
+
+    def _transform(self, record: ChangeRecord) -> tuple[list[Change], list[DeadLetter]]:
+        if record.table is None:
+            raise RecordError(record.error)
+        routes = self.config.routes_for(record.table)
+        if not routes:
+            if self.config.unrouted == "skip":
+                logger.warning("record skipped: no route", extra={"table": record.table, "index": record.index})
+                return [], []
+            raise UnroutedRecordError(f"no route for DynamoDB table {record.table!r} in {self.config.path} "
+                                      f"(add a route with source: {record.table}, or set unrouted: skip)")
+        changes: list[Change] = []
+        dead_letters: list[DeadLetter] = []
+        for route in routes:
+            try:
+                if record.error is not None:
+                    raise RecordError(record.error)
+                change = self.transforms[route.name](record)
+            except RecordError as exc:
+                if route.on_error != "dead_letter":
+                    exc.route = route.name
+                    raise
+                dead_letters.append(DeadLetter(route, record, str(exc)))
+                continue
+            if change is not None:
+                changes.append(change)
+        return changes, dead_letters
+
+    # -- apply ----------------------------------------------------------------------------
+
+    def _apply_sink(self, sink: Sink, plan: _Plan, result: BatchResult) -> Failure | None:
+        """Apply one sink's share; on a rejected change, dead-letter it or cut the batch there."""
+        plan = _Plan([c for c in plan.changes if c.route.sink == sink.name],
+                     [d for d in plan.dead_letters if d.route.sink == sink.name])
+        failure: Failure | None = None
+        while plan.changes or plan.dead_letters:
+            batches = _batches(reduce_changes(plan.changes), plan.dead_letters)
+            try:
+                stats = sink.apply(batches)
+            except RejectedChangeError as exc:
+                if exc.change is None:
+                    return _sink_failure(sink, batches, exc)
+                plan, failure = _after_rejection(plan, exc, failure)
+                continue
+            except SinkError as exc:
+                return _sink_failure(sink, batches, exc)
+            for batch in batches:
+                result.stats[batch.route.name].add(stats.get(batch.route.name, RouteStats()))
+                result.stats[batch.route.name].dead_lettered += len(batch.dead_letters)
+            break
+        return failure
+
+    def _log(self, result: BatchResult) -> None:
+        counts = {name: vars(stats) for name, stats in result.stats.items() if any(vars(stats).values())}
+        if result.failure is None:
+            logger.info("batch applied", extra={"records": len(result.records), "routes": counts})
+            return
+        failure = result.failure
+        record = result.records[failure.index]
+        extra: dict[str, Any] = {"records": len(result.records), "routes": counts, "failed_index": failure.index,
+                                 "table": record.table, "sequence_number": record.sequence_number,
+                                 "route": failure.route, "error": failure.reason, "transient": failure.transient}
+        route = self.config.routes.get(failure.route or "")
+        if route is not None and route.log_records:
+            extra["record"] = record.raw
+        logger.error("batch stopped at the first failed record", extra=extra)
+
+    def _count_failed(self, result: BatchResult) -> None:
+        if result.failure is None:
+            return
+        for record in result.records[result.failure.index:]:
+            for route in self.config.routes_for(record.table or ""):
+                result.stats[route.name].failed += 1
+
+
+def _after_rejection(plan: _Plan, exc: RejectedChangeError, failure: Failure | None) -> tuple[_Plan, Failure | None]:
+    change = exc.change
+    assert change is not None
+    if change.route.on_error == "dead_letter":
+        letter = DeadLetter(change.route, change.record, f"{change.record.where}: rejected by the database: {exc}")
+        remaining = [c for c in plan.changes if not _same_row(c, change)]
+        return _Plan(remaining, plan.dead_letters + [letter]), failure
+    cut = Failure(change.first, f"{change.record.where}: rejected by the database: {exc}", change.route.name)
+    return plan.before(change.first), cut if failure is None or cut.index < failure.index else failure
+
+
+def _same_row(a: Change, b: Change) -> bool:
+    return a.route.sink == b.route.sink and a.route.target == b.route.target and a.key == b.key
+
+
+def _batches(changes: list[Change], dead_letters: list[DeadLetter]) -> list[RouteBatch]:
+    batches: dict[str, RouteBatch] = {}
+    for change in changes:
+        batches.setdefault(change.route.name, RouteBatch(change.route)).changes.append(change)
+    for letter in dead_letters:
+        batches.setdefault(letter.route.name, RouteBatch(letter.route)).dead_letters.append(letter)
+    return list(batches.values())
+
+
+def _sink_failure(sink: Sink, batches: list[RouteBatch], exc: SinkError) -> Failure:
+    first = min(b.first_index for b in batches)
+    return Failure(first, f"sink {sink.name!r}: {exc}", transient=exc.transient)
+
+
+def _identifier(records: list[ChangeRecord], index: int) -> str:
+    """The SequenceNumber to retry from; a malformed record without one retries from the one before."""
+    for record in reversed(records[: index + 1]):
+        if record.sequence_number is not None and record.sequence_number.isdigit():
+            return record.sequence_number
+    raise InvalidEventError(f"record {index} failed and no record up to it has a SequenceNumber to retry from")
+
+
+def build_sinks(config: Config) -> dict[str, Sink]:
+    routes_by_sink: dict[str, list[Route]] = {}
+    for route in config.routes.values():
+        routes_by_sink.setdefault(route.sink, []).append(route)
+    return {
+        name: registry.sink_class(sink_config.type)(sink_config, routes_by_sink.get(name, []))
+        for name, sink_config in config.sinks.items()
+    }

@@ -1,0 +1,109 @@
+"""One route's transform: a change record in, a ``Change`` (or nothing) out.
+
+Built once per route from its config; applying it reads the record and never mutates
+it. ``None`` means "not for this route" (a filter said no, or ``deletes: ignore``).
+A value that cannot be stored raises ``CastError`` naming the column; the pipeline
+turns that into the route's ``on_error``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router import attrs
+from router.errors import CastError, RecordError
+from router.events import ChangeRecord
+from router.model import MISSING, Column, Filter, Route
+from router.types import parse_type
+from sinks.base import DELETE, UPSERT, Change
+
+_EXTRAS_TYPE = parse_type("jsonb")
+
+
+class RouteTransform:
+    def __init__(self, route: Route):
+        self.route = route
+        self.columns = route.columns
+        self.key_columns = route.key_columns
+        self.mapped = frozenset(c.path[0] for c in route.columns)
+
+    def __call__(self, record: ChangeRecord) -> Change | None:
+        if record.is_delete:
+            return self._delete(record)
+        image = record.new_image
+        if image is None:
+            raise RecordError(f"{record.event_name} record has no NewImage: the stream's view type must be "
+                              "NEW_IMAGE or NEW_AND_OLD_IMAGES")
+        if self.route.filter is not None and not _matches(self.route.filter, image):
+            return None
+        row = {column.name: _value(column, image) for column in self.columns}
+        if self.route.extras is not None:
+            row[self.route.extras] = self._extras(image)
+        return Change(self.route, UPSERT, self._key(row), row, record.version, record)
+
+    def _delete(self, record: ChangeRecord) -> Change | None:
+        if self.route.deletes == "ignore":
+            return None
+        image = {**(record.old_image or {}), **(record.keys or {})}
+        route_filter = self.route.filter
+        if route_filter is not None and route_filter.attribute in image and not _matches(route_filter, image):
+            return None  # without the attribute (KEYS_ONLY) the delete applies: deleting nothing is harmless
+        row = {}
+        for column in self.key_columns:
+            if _lookup(image, column.path) is MISSING:
+                raise RecordError(f"REMOVE record has no {column.source!r} for key column {column.name!r}: key columns "
+                                  "must come from the table's key attributes (or use a NEW_AND_OLD_IMAGES stream)")
+            row[column.name] = _value(column, image)
+        return Change(self.route, DELETE, self._key(row), row, record.version, record)
+
+    def _key(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        key = tuple(row[name] for name in self.route.key)
+        if None in key:
+            missing = [name for name in self.route.key if row[name] is None]
+            raise RecordError(f"key column {missing[0]!r} has no value (attribute absent or NULL)")
+        return key
+
+    def _extras(self, image: dict[str, Any]) -> dict[str, Any]:
+        extras = {name: attrs.to_python(av) for name, av in image.items() if name not in self.mapped}
+        try:
+            return _EXTRAS_TYPE.cast(extras)
+        except CastError as exc:
+            raise CastError(f"extras column {self.route.extras!r}: {exc}") from None
+
+
+def _lookup(image: dict[str, Any], path: tuple[str, ...]) -> Any:
+    av = image.get(path[0], MISSING)
+    for part in path[1:]:
+        if type(av) is not dict or type(av.get("M")) is not dict:
+            return MISSING
+        av = av["M"].get(part, MISSING)
+    return av
+
+
+def _value(column: Column, image: dict[str, Any]) -> Any:
+    av = _lookup(image, column.path)
+    if av is MISSING:
+        if column.default is not MISSING:
+            return column.default
+        return None if column.fallback is MISSING else column.fallback
+    try:
+        value = attrs.to_python(av)
+        if value is not None:
+            return column.type.cast(value)
+    except CastError as exc:
+        if column.fallback is not MISSING:
+            return column.fallback
+        raise CastError(f"column {column.name!r} (from {column.source!r}): {exc}") from None
+    except RecordError as exc:  # a malformed AttributeValue: bad input, not a value to fall back from
+        raise RecordError(f"column {column.name!r} (from {column.source!r}): {exc}") from None
+    return None if column.fallback is MISSING else column.fallback
+
+
+def _matches(route_filter: Filter, image: dict[str, Any]) -> bool:
+    av = image.get(route_filter.attribute)
+    if av is None:
+        return False
+    value = attrs.to_python(av)
+    if route_filter.begins_with is not None:
+        return isinstance(value, str) and value.startswith(route_filter.begins_with)
+    return value == route_filter.equals

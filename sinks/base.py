@@ -1,0 +1,138 @@
+"""The sink interface and the data it receives.
+
+A sink gets, per batch, one ``RouteBatch`` per route: the reduced changes (at most one
+per target key) and the records to dead-letter. ``apply`` writes all of it in one
+transaction or raises a ``SinkError``; everything else has a no-op default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+
+from router.model import Route, SinkConfig
+
+if TYPE_CHECKING:
+    from router.events import ChangeRecord
+
+UPSERT, DELETE = "upsert", "delete"
+
+
+@dataclass(slots=True, eq=False)
+class Change:
+    """The desired state of one target row, produced from one stream record."""
+
+    route: Route
+    op: str                        # UPSERT or DELETE
+    key: tuple[Any, ...]
+    row: dict[str, Any]            # column -> value; key columns only for a DELETE
+    version: int                   # stream SequenceNumber as a number (0: backfill)
+    record: "ChangeRecord"         # the record whose image this is (the last one for its key)
+    first: int = -1                # batch index of the earliest record merged into this change
+
+    def __post_init__(self) -> None:
+        if self.first < 0:
+            self.first = self.record.index
+
+    @property
+    def time(self) -> dt.datetime | None:
+        return self.record.created_at
+
+
+@dataclass(slots=True, eq=False)
+class DeadLetter:
+    """A record that can never be applied to ``route``, kept with the reason."""
+
+    route: Route
+    record: "ChangeRecord"
+    error: str
+
+
+@dataclass
+class RouteBatch:
+    route: Route
+    changes: list[Change] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def first_index(self) -> int:
+        """The earliest batch index whose outcome depends on this route's write."""
+        indexes = [c.first for c in self.changes] + [d.record.index for d in self.dead_letters]
+        return min(indexes) if indexes else -1
+
+
+@dataclass
+class RouteStats:
+    upserted: int = 0              # rows inserted or updated
+    stale: int = 0                 # upserts skipped: the row or its tombstone was as new or newer
+    deleted: int = 0               # rows deleted (hard) or marked deleted (soft)
+    dead_lettered: int = 0
+    failed: int = 0                # records reported back to Lambda for retry
+
+    def add(self, other: "RouteStats") -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class SinkError(Exception):
+    """The sink could not apply its share of the batch; nothing of it was committed."""
+
+    transient = False
+
+
+class TransientSinkError(SinkError):
+    """Connection loss, timeout, deadlock, overload: retrying the same batch can succeed."""
+
+    transient = True
+
+
+class RejectedChangeError(SinkError):
+    """The database refused one change (a constraint, a value out of range)."""
+
+    def __init__(self, message: str, change: Change | None = None):
+        super().__init__(message)
+        self.change = change
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What differs between databases, declared instead of branched on."""
+
+    max_identifier_bytes: int = 63
+
+
+class Sink:
+    """Base class: ``apply`` is required; DDL, checks and ``close`` default to nothing."""
+
+    config_schema: ClassVar[dict[str, Any]] = {}
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, config: SinkConfig, routes: Sequence[Route] = ()):
+        self.config = config
+        self.name = config.name
+        self.routes = tuple(routes)
+
+    def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
+        """Write every batch in one transaction; return the counts per route name."""
+        raise NotImplementedError
+
+    def ddl(self, route: Route) -> list[str]:
+        """Statements that create the route's target table."""
+        return []
+
+    def state_ddl(self) -> list[str]:
+        """Statements that create the sink's own tables (tombstones, dead letters)."""
+        return []
+
+    def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
+        """Run ``state_ddl`` and the ``ddl`` of ``routes`` (default: all of this sink's)."""
+
+    def close(self) -> None:
+        """Release connections; the sink may be used again afterwards."""
+
+    def __enter__(self) -> "Sink":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

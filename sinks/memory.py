@@ -1,0 +1,89 @@
+"""An in-memory sink with the Postgres sink's semantics and failure injection, for tests.
+
+Rows live in ``tables[(schema, table)][key]``; the guard, tombstones and soft deletes
+follow the same rules as the SQL, so pipeline behaviour can be tested without a
+database. Failures are injected with ``fail_next`` (any ``SinkError``, before anything
+is written) and ``reject`` (a predicate on changes, raised as ``RejectedChangeError``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Sequence
+
+from router.model import DELETED_COLUMN, VERSION_COLUMN, Route, SinkConfig
+from sinks.base import DELETE, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
+
+Key = tuple[Any, ...]
+
+
+class MemorySink(Sink):
+    config_schema: dict[str, Any] = {}
+
+    def __init__(self, config: SinkConfig, routes: Sequence[Route] = ()):
+        super().__init__(config, routes)
+        self.tables: dict[tuple[str, str], dict[Key, dict[str, Any]]] = {}
+        self.tombstones: dict[tuple[tuple[str, str], Key], int] = {}
+        self.dead_letters: list[dict[str, Any]] = []
+        self.applied_batches = 0
+        self._failures: list[SinkError] = []
+        self._reject: Callable[[Change], bool] | None = None
+
+    def fail_next(self, error: SinkError, times: int = 1) -> None:
+        self._failures.extend([error] * times)
+
+    def reject(self, predicate: Callable[[Change], bool] | None) -> None:
+        self._reject = predicate
+
+    def rows(self, route: Route) -> dict[Key, dict[str, Any]]:
+        return self.tables.get(route.target, {})
+
+    def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
+        if self._failures:
+            raise self._failures.pop(0)
+        tables, tombstones = copy.deepcopy(self.tables), dict(self.tombstones)
+        stats = {}
+        for batch in batches:
+            stats[batch.route.name] = _apply_batch(batch, tables, tombstones, self._reject)
+        self.tables, self.tombstones = tables, tombstones
+        self.dead_letters.extend(
+            {"route": d.route.name, "sequence_number": d.record.sequence_number, "error": d.error, "record": d.record.raw}
+            for batch in batches for d in batch.dead_letters
+        )
+        self.applied_batches += 1
+        return stats
+
+
+def _apply_batch(batch: RouteBatch, tables: dict, tombstones: dict, reject: Callable[[Change], bool] | None) -> RouteStats:
+    route, stats = batch.route, RouteStats()
+    table = tables.setdefault(route.target, {})
+    for change in batch.changes:
+        if reject is not None and reject(change):
+            raise RejectedChangeError("rejected by the memory sink's test predicate", change)
+        row = table.get(change.key)
+        newer = row is None or row[VERSION_COLUMN] < change.version
+        if change.op == DELETE:
+            stats.deleted += _delete(route, change, table, tombstones, newer)
+        elif newer and tombstones.get((route.target, change.key), -1) < change.version:
+            table[change.key] = {**(row or {}), **change.row, VERSION_COLUMN: change.version}
+            if route.deletes == "soft":
+                table[change.key][DELETED_COLUMN] = None
+            stats.upserted += 1
+        else:
+            stats.stale += 1
+    return stats
+
+
+def _delete(route: Route, change: Change, table: dict, tombstones: dict, newer: bool) -> int:
+    if route.deletes == "soft":
+        if not newer:
+            return 0
+        table[change.key] = {**table.get(change.key, change.row), VERSION_COLUMN: change.version,
+                             DELETED_COLUMN: change.time or "now"}
+        return 1
+    slot = (route.target, change.key)
+    tombstones[slot] = max(tombstones.get(slot, -1), change.version)
+    if change.key in table and newer:
+        del table[change.key]
+        return 1
+    return 0

@@ -1,0 +1,96 @@
+"""Connecting to Postgres, and sorting its errors into what the pipeline must do.
+
+Credentials come from ``dsn`` or from a Secrets Manager secret (the RDS JSON shape:
+host, port, username, password, dbname) read through Powertools parameters and cached.
+No message that leaves this module carries a password: errors are rebuilt from their
+first line with every known secret and any URL or ``password=`` credential masked.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from sinks.base import RejectedChangeError, SinkError, TransientSinkError
+
+SECRET_MAX_AGE = 300  # seconds a fetched secret is reused before asking Secrets Manager again
+# SQLSTATE classes: https://www.postgresql.org/docs/current/errcodes-appendix.html
+_TRANSIENT = ("08", "40", "53", "57", "58", "55P03", "55006")  # connection, rollback (deadlock,
+# serialization), resources, operator intervention (timeouts, shutdown), system, lock not available
+_REJECTED = ("22", "23")  # data exception, integrity constraint violation: this row will never fit
+_MASKS = (re.compile(r"(?i)(password\s*=\s*)('[^']*'|\S+)"), re.compile(r"(://[^/:@\s]+:)[^@\s]+@"))
+
+
+class Credentials:
+    """Builds the connection string; remembers secret values to mask them in messages."""
+
+    def __init__(self, options: dict[str, Any]):
+        self.options = options
+        self._secrets: set[str] = set()
+
+    def conninfo(self, refresh: bool = False) -> str:
+        if "secret" in self.options:
+            secret = _fetch_secret(self.options["secret"], refresh)
+            base = make_conninfo(host=secret.get("host"), port=secret.get("port"), user=secret.get("username"),
+                                 password=secret.get("password"), dbname=secret.get("dbname"))
+        else:
+            base = self.options["dsn"]
+        try:
+            given = conninfo_to_dict(base)
+        except psycopg.ProgrammingError:
+            raise SinkError("the sink's dsn is not a valid PostgreSQL connection string") from None
+        if given.get("password"):
+            self._secrets.add(str(given["password"]))
+        return make_conninfo(base, **self._parameters(str(given.get("options") or "")))
+
+    def _parameters(self, given_options: str) -> dict[str, Any]:
+        # TimeZone: key columns of time types are compared as text in tombstones
+        settings = [given_options, "-c TimeZone=UTC"] if given_options else ["-c TimeZone=UTC"]
+        for option, setting in (("statement_timeout_ms", "statement_timeout"), ("lock_timeout_ms", "lock_timeout")):
+            if self.options.get(option) is not None:
+                settings.append(f"-c {setting}={int(self.options[option])}")
+        parameters = {"options": " ".join(settings), "connect_timeout": self.options["connect_timeout"],
+                      "application_name": self.options["application_name"]}
+        for name in ("sslmode", "sslrootcert"):
+            if self.options.get(name):
+                parameters[name] = self.options[name]
+        return parameters
+
+    def mask(self, text: str) -> str:
+        return mask(text, self._secrets)
+
+
+def _fetch_secret(name: str, refresh: bool) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities import parameters  # imported on use: only secret users pay for it
+
+    try:
+        value = parameters.get_secret(name, transform="json", max_age=SECRET_MAX_AGE, force_fetch=refresh)
+    except Exception as exc:  # GetParameterError, TransformParameterError, botocore errors
+        raise TransientSinkError(f"cannot read secret {name!r}: {type(exc).__name__}") from None
+    if not isinstance(value, dict) or not value.get("host"):
+        raise SinkError(f"secret {name!r} is not a JSON object with host, port, username, password, dbname")
+    return value
+
+
+def mask(text: str, secrets: Iterable[str] = ()) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _MASKS[0].sub(r"\1***", text)
+    return _MASKS[1].sub(r"\1***@", text)
+
+
+def classify(exc: BaseException, credentials: Credentials) -> SinkError:
+    """The pipeline's view of a driver error: transient, rejected (one change), or a sink failure."""
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    message = credentials.mask(f"{type(exc).__name__}" + (f" [{sqlstate}]" if sqlstate else "") + f": {first_line}")
+    if sqlstate.startswith(_REJECTED):
+        return RejectedChangeError(message)
+    if sqlstate.startswith(_TRANSIENT) or (not sqlstate and isinstance(exc, (psycopg.OperationalError,
+                                                                            psycopg.InterfaceError))):
+        return TransientSinkError(message)
+    return SinkError(message)

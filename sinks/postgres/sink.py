@@ -1,0 +1,177 @@
+"""The Postgres sink: one connection per container, one transaction and one round trip per batch.
+
+``apply`` sends, in one pipeline: BEGIN, one statement per route (``statements.apply_statement``),
+one INSERT for the batch's dead letters, now and then a tombstone purge, and COMMIT.
+When the database rejects a change (a constraint, a value out of range), the batch is
+rolled back and the change is found by replaying it row by row under savepoints, so
+that the pipeline can dead-letter it or stop the batch exactly there.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import psycopg
+from psycopg import pq
+
+from router.attrs import dumps_exact
+from router.log import logger
+from router.model import Route, SinkConfig
+from sinks.base import DELETE, Capabilities, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
+from sinks.postgres import statements
+from sinks.postgres.connection import Credentials, classify
+
+PURGE_EVERY = 3600.0  # seconds between tombstone purges, per container
+
+
+class PostgresSink(Sink):
+    config_schema = {
+        "dsn": {"type": "string", "empty": False, "required": True, "excludes": "secret"},
+        "secret": {"type": "string", "empty": False, "required": True, "excludes": "dsn"},
+        "schema": {"type": "string", "empty": False, "default": "public"},
+        "state_schema": {"type": "string", "empty": False, "default": "cdc_router"},
+        "connect_timeout": {"type": "integer", "min": 1, "default": 10},
+        "statement_timeout_ms": {"type": "integer", "min": 0},
+        "lock_timeout_ms": {"type": "integer", "min": 0},
+        "sslmode": {"type": "string",
+                    "allowed": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+        "sslrootcert": {"type": "string", "empty": False},
+        "application_name": {"type": "string", "default": "cdc-router"},
+        "tombstone_retention_hours": {"type": "integer", "min": 24, "default": 48},
+    }
+    capabilities = Capabilities(max_identifier_bytes=63)
+
+    def __init__(self, config: SinkConfig, routes: Sequence[Route] = ()):
+        super().__init__(config, routes)
+        self.state_schema: str = config.options.get("state_schema", "cdc_router")
+        self.credentials = Credentials(config.options)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._refresh_secret = False
+        self._last_purge: float | None = None
+        self._apply_sql = {r.name: statements.apply_statement(r, self.state_schema).as_string(None) for r in routes}
+        self._targets = {r.name: statements.target_name(r) for r in routes}
+        self._dead_letter_sql = statements.dead_letter_statement(self.state_schema).as_string(None)
+
+    # -- connection -----------------------------------------------------------------------
+
+    def connection(self) -> psycopg.Connection[Any]:
+        """The container's connection: reconnects when it is closed or broken."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            self._conn = conn = self._connect()
+        elif conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            conn.rollback()
+        return conn
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conninfo = self.credentials.conninfo(refresh=self._refresh_secret)
+        try:
+            conn = psycopg.connect(conninfo)
+        except psycopg.Error as exc:
+            self._refresh_secret = getattr(exc, "sqlstate", None) == "28P01"  # the secret may have rotated
+            raise
+        self._refresh_secret = False
+        logger.info("connected to postgres", extra={"sink": self.name, "server_version": conn.info.server_version})
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- apply ----------------------------------------------------------------------------
+
+    def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
+        reused = self._conn is not None and not self._conn.closed
+        try:
+            try:
+                return self._apply(batches)
+            except psycopg.OperationalError:
+                if not (reused and self._conn is not None and self._conn.broken):
+                    raise
+                # The connection died while the container was idle (a restart, a failover): nothing of
+                # this batch was committed, and replaying it is idempotent, so retry once on a new one.
+                logger.warning("postgres connection lost between invocations; reconnecting", extra={"sink": self.name})
+                return self._apply(batches)
+        except psycopg.Error as exc:
+            error = classify(exc, self.credentials)
+        if isinstance(error, RejectedChangeError):
+            error.change = self._find_rejected(batches)
+        raise error
+
+    def _apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
+        conn = self.connection()
+        results = []
+        with conn.pipeline(), conn.transaction():
+            for batch in batches:
+                if batch.changes:
+                    cursor = conn.execute(self._apply_sql[batch.route.name], self._params(batch.route, batch.changes),
+                                          prepare=True)
+                    results.append((batch, cursor))
+            letters = [letter for batch in batches for letter in batch.dead_letters]
+            if letters:
+                conn.execute(self._dead_letter_sql, (self._encode_dead_letters(letters),))
+            self._maybe_purge(conn)
+        stats = {}
+        for batch, cursor in results:
+            upserted, deleted = cursor.fetchone() or (0, 0)
+            upserts = sum(1 for change in batch.changes if change.op != DELETE)
+            stats[batch.route.name] = RouteStats(upserted=upserted, stale=upserts - upserted, deleted=deleted)
+        return stats
+
+    def _params(self, route: Route, changes: Sequence[Change]) -> dict[str, str]:
+        return {"rows": statements.encode_rows(route, changes), "target": self._targets[route.name]}
+
+    def _encode_dead_letters(self, letters: Sequence[Any]) -> str:
+        return "[" + ",".join(dumps_exact({
+            "route": d.route.name, "source_table": d.record.table, "target": self._targets[d.route.name],
+            "sequence_number": d.record.sequence_number if (d.record.sequence_number or "").isdigit() else None,
+            "event_id": d.record.event_id, "error": d.error, "record": _storable_json(d.record.raw),
+        }) for d in letters) + "]"
+
+    def _maybe_purge(self, conn: psycopg.Connection[Any]) -> None:
+        now = time.monotonic()
+        if self._last_purge is None or now - self._last_purge > PURGE_EVERY:
+            conn.execute(statements.purge_statement(self.state_schema),
+                         (self.config.options.get("tombstone_retention_hours", 48),))
+            self._last_purge = now
+
+    def _find_rejected(self, batches: Sequence[RouteBatch]) -> Change | None:
+        """Replay the batch change by change under savepoints; return the first one refused."""
+        changes = sorted((c for b in batches for c in b.changes), key=lambda c: c.first)
+        try:
+            conn = self.connection()
+            with conn.transaction(force_rollback=True):
+                for change in changes:
+                    try:
+                        with conn.transaction():
+                            conn.execute(self._apply_sql[change.route.name], self._params(change.route, [change]))
+                    except psycopg.Error as exc:
+                        if isinstance(classify(exc, self.credentials), RejectedChangeError):
+                            return change
+                        raise
+        except (psycopg.Error, SinkError):
+            return None
+        return None
+
+    # -- DDL ------------------------------------------------------------------------------
+
+    def ddl(self, route: Route) -> list[str]:
+        return [statement.as_string(None) for statement in statements.route_ddl(route)]
+
+    def state_ddl(self) -> list[str]:
+        return [statement.as_string(None) for statement in statements.create_state_tables(self.state_schema)]
+
+    def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
+        """Create the sink's state tables and the target tables of ``routes`` (default: all of this sink's)."""
+        conn = self.connection()
+        with conn.transaction():
+            for statement in dict.fromkeys(self.state_ddl() + [s for r in routes or self.routes for s in self.ddl(r)]):
+                conn.execute(statement)
+
+
+def _storable_json(value: Any) -> str:
+    """JSON text Postgres will accept as jsonb: NUL and unpaired surrogates escaped, not refused."""
+    text = dumps_exact(value).replace("\\u0000", "\\\\u0000")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -1,0 +1,219 @@
+"""SQL for the Postgres sink, composed with ``psycopg.sql`` and returned as data.
+
+One statement applies a route's whole share of a batch: the reduced changes arrive as
+one JSON document (``json_to_recordset``: one parameter, exact numerics, every column
+type) and data-modifying CTEs upsert, delete and tombstone in a single round trip.
+After reduce a key appears once per batch, so the CTEs never touch a row twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+from typing import Any, Sequence
+
+from psycopg import sql
+
+from router.attrs import dumps_exact
+from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
+from sinks.base import DELETE, Change
+
+TOMBSTONES, DEAD_LETTERS = "tombstones", "dead_letters"
+_APPLY = """\
+WITH d AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz)
+), up AS (
+    INSERT INTO {table} AS t ({columns}, {version}{deleted_column})
+    SELECT {values}, d."v"{deleted_null} FROM d
+    WHERE d."o" = 'u'{not_tombstoned}
+    ON CONFLICT ({key}) DO UPDATE SET {assignments}
+    WHERE t.{version} < EXCLUDED.{version}
+    RETURNING 1
+){deletes}
+SELECT (SELECT count(*) FROM up), {deleted_count}"""
+_NOT_TOMBSTONED = """
+      AND NOT EXISTS (SELECT FROM {tombstones} z
+                      WHERE z."target" = %(target)s AND z."key" = ARRAY[{key_text}] AND z."version" >= d."v")"""
+_HARD_DELETE = """, del AS (
+    DELETE FROM {table} AS t USING d
+    WHERE d."o" = 'd' AND {key_match} AND t.{version} < d."v"
+    RETURNING 1
+), tomb AS (
+    INSERT INTO {tombstones} AS z ("target", "key", "version")
+    SELECT %(target)s, ARRAY[{key_text}], d."v" FROM d WHERE d."o" = 'd'
+    ON CONFLICT ("target", "key") DO UPDATE SET "version" = EXCLUDED."version", "deleted_at" = now()
+    WHERE z."version" < EXCLUDED."version"
+)
+"""
+_SOFT_DELETE = """, del AS (
+    INSERT INTO {table} AS t ({key}, {version}, {deleted})
+    SELECT {key_values}, d."v", coalesce(d."t", now()) FROM d WHERE d."o" = 'd'
+    ON CONFLICT ({key}) DO UPDATE SET {version} = EXCLUDED.{version}, {deleted} = EXCLUDED.{deleted}
+    WHERE t.{version} < EXCLUDED.{version}
+    RETURNING 1
+)
+"""
+
+
+def written_columns(route: Route) -> list[tuple[str, str]]:
+    """``(column name, SQL type)`` of every column a route writes, extras included."""
+    columns = [(c.name, c.type.name) for c in route.columns]
+    return columns + ([(route.extras, "jsonb")] if route.extras else [])
+
+
+def _field_type(type_name: str) -> str:
+    """The type a value has in the JSON document; the INSERT's assignment cast does the rest.
+
+    varchar(n) arrives as text so that a value too long fails instead of being cut.
+    json and jsonb arrive as text holding exact JSON (``json`` would turn numbers into floats).
+    """
+    if type_name.startswith("varchar("):
+        return "text" + ("[]" if type_name.endswith("[]") else "")
+    return "text" if type_name in ("json", "jsonb") else type_name
+
+
+def _field(index: int) -> sql.Identifier:
+    return sql.Identifier(f"c{index}")
+
+
+def apply_statement(route: Route, state_schema: str) -> sql.Composed:
+    columns = written_columns(route)
+    index = {name: i for i, (name, _) in enumerate(columns)}
+    table = sql.Identifier(route.schema, route.table)
+    tombstones = sql.Identifier(state_schema, TOMBSTONES)
+    version, deleted = sql.Identifier(VERSION_COLUMN), sql.Identifier(DELETED_COLUMN)
+    key_fields = [sql.SQL("d.{}").format(_field(index[k])) for k in route.key]
+    parts: dict[str, sql.Composable] = dict(
+        table=table, tombstones=tombstones, version=version, deleted=deleted,
+        fields=sql.SQL(", ").join(sql.SQL("{} {}").format(_field(i), sql.SQL(_field_type(t)))
+                                  for i, (_, t) in enumerate(columns)),
+        columns=sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns),
+        values=sql.SQL(", ").join(
+            sql.SQL("d.{}::{}").format(_field(i), sql.SQL(t)) if t in ("json", "jsonb") else sql.SQL("d.{}").format(_field(i))
+            for i, (_, t) in enumerate(columns)),
+        key=sql.SQL(", ").join(sql.Identifier(k) for k in route.key),
+        key_values=sql.SQL(", ").join(key_fields),
+        key_text=sql.SQL(", ").join(sql.SQL("{}::text").format(f) for f in key_fields),
+        key_match=sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(sql.Identifier(k), f)
+                                         for k, f in zip(route.key, key_fields)),
+    )
+    soft, hard = route.deletes == "soft", route.deletes == "hard"
+    assignments = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name))
+                   for name, _ in columns if name not in route.key]
+    assignments.append(sql.SQL("{0} = EXCLUDED.{0}").format(version))
+    if soft:
+        assignments.append(sql.SQL("{} = NULL").format(deleted))
+    parts.update(
+        assignments=sql.SQL(", ").join(assignments),
+        deleted_column=sql.SQL(", {}").format(deleted) if soft else sql.SQL(""),
+        deleted_null=sql.SQL(", NULL") if soft else sql.SQL(""),
+        not_tombstoned=sql.SQL(_NOT_TOMBSTONED).format(**parts) if hard else sql.SQL(""),
+        deletes=sql.SQL(_HARD_DELETE if hard else _SOFT_DELETE if soft else "").format(**parts),
+        deleted_count=sql.SQL("(SELECT count(*) FROM del)" if hard or soft else "0"),
+    )
+    return sql.SQL(_APPLY).format(**parts)
+
+
+def target_name(route: Route) -> str:
+    """The target as one unambiguous string: the key of its tombstones."""
+    return sql.Identifier(route.schema, route.table).as_string(None)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (Decimal, uuid.UUID)):
+        return str(value)  # a JSON string, parsed exactly by the column type's input function
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return "\\x" + value.hex()
+    raise TypeError(f"cannot send {type(value).__name__} to PostgreSQL")
+
+
+def encode_rows(route: Route, changes: Sequence[Change]) -> str:
+    """The JSON document for ``apply_statement``: one object per change."""
+    columns = written_columns(route)
+    json_columns = {name for name, type_name in columns if type_name in ("json", "jsonb")}
+    fields = [(f"c{i}", name, name in json_columns) for i, (name, _) in enumerate(columns)]
+    documents = []
+    for change in changes:
+        row = change.row
+        if change.op == DELETE:
+            document = {f"c{i}": row[name] for i, (name, _) in enumerate(columns) if name in route.key}
+            document["o"], document["t"] = "d", change.time
+        else:
+            document = {field: (dumps_exact(row[name]) if is_json and row[name] is not None else row[name])
+                        for field, name, is_json in fields}
+            document["o"] = "u"
+        document["v"] = change.version
+        documents.append(document)
+    return json.dumps(documents, default=_json_default, separators=(",", ":"))
+
+
+def dead_letter_statement(state_schema: str) -> sql.Composed:
+    return sql.SQL("""\
+INSERT INTO {} ("route", "source_table", "target", "sequence_number", "event_id", "error", "record")
+SELECT d."route", d."source_table", d."target", d."sequence_number", d."event_id", d."error", d."record"::jsonb
+FROM json_to_recordset(%s::json) AS d("route" text, "source_table" text, "target" text, "sequence_number" numeric,
+                                      "event_id" text, "error" text, "record" text)
+ON CONFLICT ("route", "source_table", "sequence_number") DO NOTHING""").format(sql.Identifier(state_schema, DEAD_LETTERS))
+
+
+def purge_statement(state_schema: str) -> sql.Composed:
+    return sql.SQL('DELETE FROM {} WHERE "deleted_at" < now() - make_interval(hours => %s)').format(
+        sql.Identifier(state_schema, TOMBSTONES))
+
+
+# -- DDL -------------------------------------------------------------------------------
+
+
+def create_table(route: Route) -> sql.Composed:
+    columns = [
+        sql.SQL("{} {}{}").format(sql.Identifier(name), sql.SQL(type_name),
+                                   sql.SQL(" NOT NULL") if name in route.key else sql.SQL(""))
+        for name, type_name in written_columns(route)
+    ]
+    columns.append(sql.SQL("{} numeric NOT NULL").format(sql.Identifier(VERSION_COLUMN)))
+    if route.deletes == "soft":
+        columns.append(sql.SQL("{} timestamptz").format(sql.Identifier(DELETED_COLUMN)))
+    columns.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, route.key))))
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)").format(
+        sql.Identifier(route.schema, route.table), sql.SQL(",\n    ").join(columns))
+
+
+def create_schema(schema: str) -> sql.Composed:
+    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+
+
+def create_state_tables(state_schema: str) -> list[sql.Composed]:
+    tombstones, dead_letters = sql.Identifier(state_schema, TOMBSTONES), sql.Identifier(state_schema, DEAD_LETTERS)
+    return [
+        create_schema(state_schema),
+        sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
+    "target" text NOT NULL,
+    "key" text[] NOT NULL,
+    "version" numeric NOT NULL,
+    "deleted_at" timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY ("target", "key")
+)""").format(tombstones),
+        sql.SQL('CREATE INDEX IF NOT EXISTS {} ON {} ("deleted_at")').format(
+            sql.Identifier("tombstones_deleted_at"), tombstones),
+        sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
+    "id" bigserial PRIMARY KEY,
+    "route" text NOT NULL,
+    "source_table" text,
+    "target" text NOT NULL,
+    "sequence_number" numeric,
+    "event_id" text,
+    "error" text NOT NULL,
+    "record" jsonb NOT NULL,
+    "failed_at" timestamptz NOT NULL DEFAULT now(),
+    UNIQUE ("route", "source_table", "sequence_number")
+)""").format(dead_letters),
+    ]
+
+
+def route_ddl(route: Route) -> list[sql.Composed]:
+    return ([] if route.schema == "public" else [create_schema(route.schema)]) + [create_table(route)]
+

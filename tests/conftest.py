@@ -1,0 +1,162 @@
+"""Shared fixtures. Postgres comes from DATABASE_URL, else from testcontainers (Docker);
+without either, every test that needs it fails and says how to provide one."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.rows import dict_row
+
+# moto: fake credentials, one region, and no account-id endpoints (moto does not serve them).
+for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                      "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                      "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
+    os.environ.setdefault(_name, _value)
+
+from router.config import load_config  # noqa: E402
+from router.model import Config  # noqa: E402
+from router.pipeline import Pipeline  # noqa: E402
+
+NO_DATABASE = ("These tests need PostgreSQL. Set DATABASE_URL (for example "
+               "DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test), or install Docker so that "
+               "testcontainers can start a throwaway server.")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    try:
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container.start()
+    except Exception as exc:  # no Docker engine, no image, no permission
+        pytest.fail(f"{NO_DATABASE} (testcontainers could not start one: {type(exc).__name__}: {exc})",
+                    pytrace=False)
+    try:
+        yield container.get_connection_url()
+    finally:
+        container.stop()
+
+
+class PgTarget:
+    """A test's own schemas in the test database, and an autocommit connection to look at them."""
+
+    def __init__(self, url: str):
+        self.url = url
+        suffix = uuid.uuid4().hex[:10]
+        self.schema, self.state_schema = f"t_{suffix}", f"s_{suffix}"
+        self.conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+
+    def rows(self, table: str, order_by: str | None = None, bookkeeping: bool = False) -> list[dict[str, Any]]:
+        """Every row of ``schema.table``, without ``_cdc_*`` columns unless asked."""
+        query = sql.SQL("SELECT * FROM {}").format(sql.Identifier(self.schema, table))
+        if order_by:
+            query += sql.SQL(" ORDER BY {}").format(sql.Identifier(order_by))
+        rows = self.conn.execute(query).fetchall()
+        return rows if bookkeeping else [{k: v for k, v in r.items() if not k.startswith("_cdc_")} for r in rows]
+
+    def state(self, table: str) -> list[dict[str, Any]]:
+        return self.conn.execute(sql.SQL("SELECT * FROM {} ORDER BY 1").format(
+            sql.Identifier(self.state_schema, table))).fetchall()
+
+    def drop(self) -> None:
+        for schema in (self.schema, self.state_schema):
+            self.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        self.conn.close()
+
+
+@pytest.fixture
+def pg(database_url: str) -> Iterator[PgTarget]:
+    target = PgTarget(database_url)
+    try:
+        yield target
+    finally:
+        target.drop()
+
+
+EMPLOYEES = """
+version: 1
+sinks:
+  aurora:
+    type: postgres
+    dsn: ${{DATABASE_URL}}
+    state_schema: {state}
+routes:
+  employees:
+    source: Employees
+    sink: aurora
+    table: {schema}.Employees
+    key: [Id]
+    columns:
+      Id:         {{from: Id, type: bigint}}
+      Name:       {{from: empName, type: varchar(20), fallback: NA}}
+      Department: {{from: empDepartment, type: varchar(10), fallback: NA}}
+    deletes: {deletes}
+    on_error: {on_error}
+"""
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Callable[..., Path]:
+    """Write a tables.yaml from a template with ``{schema}``/``{state}`` filled in; return its path."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    def write(template: str, pg: PgTarget, **fields: Any) -> Path:
+        path = tmp_path / "tables.yaml"
+        path.write_text(textwrap.dedent(template).format(schema=pg.schema, state=pg.state_schema, **fields))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_pipeline(write_config: Callable[..., Path]) -> Iterator[Callable[..., Pipeline]]:
+    """Build a pipeline over a real Postgres from a config template; create its tables."""
+    built: list[Pipeline] = []
+
+    def make(pg: PgTarget, template: str = EMPLOYEES, deletes: str = "hard", on_error: str = "fail",
+             **fields: Any) -> Pipeline:
+        config: Config = load_config(write_config(template, pg, deletes=deletes, on_error=on_error, **fields))
+        pipeline = Pipeline.from_config(config)
+        for sink in pipeline.sinks.values():
+            sink.apply_ddl()
+        built.append(pipeline)
+        return pipeline
+
+    yield make
+    for pipeline in built:
+        pipeline.close()
+
+
+@pytest.fixture
+def lambda_handler(write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """Import ``handlers.lambda_handler`` afresh with CDC_ROUTER_CONFIG pointing at a test config."""
+    loaded: list[Any] = []
+
+    def load(pg: PgTarget, template: str = EMPLOYEES, **fields: Any) -> Any:
+        fields.setdefault("deletes", "hard")
+        fields.setdefault("on_error", "fail")
+        monkeypatch.setenv("CDC_ROUTER_CONFIG", str(write_config(template, pg, **fields)))
+        name = "handlers.lambda_handler"
+        module = importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
+        for sink in module.pipeline.sinks.values():
+            sink.apply_ddl()
+        loaded.append(module)
+        return module
+
+    yield load
+    for module in loaded:
+        module.pipeline.close()
