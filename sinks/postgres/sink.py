@@ -67,7 +67,7 @@ class PostgresSink(Sink):
     def _connect(self) -> psycopg.Connection[Any]:
         conninfo = self.credentials.conninfo(refresh=self._refresh_secret)
         try:
-            conn = psycopg.connect(conninfo)
+            conn = psycopg.connect(conninfo, autocommit=True)  # transactions are explicit, see _apply
         except psycopg.Error as exc:
             self._refresh_secret = getattr(exc, "sqlstate", None) == "28P01"  # the secret may have rotated
             raise
@@ -101,20 +101,22 @@ class PostgresSink(Sink):
         raise error
 
     def _apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
+        work = [(batch, self._apply_sql[batch.route.name], self._params(batch.route, batch.changes))
+                for batch in batches if batch.changes]
+        letters = [letter for batch in batches for letter in batch.dead_letters]
         conn = self.connection()
-        results = []
-        with conn.pipeline(), conn.transaction():
-            for batch in batches:
-                if batch.changes:
-                    cursor = conn.execute(self._apply_sql[batch.route.name], self._params(batch.route, batch.changes),
-                                          prepare=True)
-                    results.append((batch, cursor))
-            letters = [letter for batch in batches for letter in batch.dead_letters]
+        # One round trip: BEGIN ... COMMIT travel in one pipeline and the server answers at the Sync.
+        # If a statement fails, the server skips the rest up to the Sync, COMMIT included, and the
+        # transaction is rolled back (``connection()`` clears the aborted state before the next use).
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            cursors = [(batch, conn.execute(query, params, prepare=True)) for batch, query, params in work]
             if letters:
                 conn.execute(self._dead_letter_sql, (self._encode_dead_letters(letters),))
             self._maybe_purge(conn)
+            conn.execute("COMMIT")
         stats = {}
-        for batch, cursor in results:
+        for batch, cursor in cursors:
             upserted, deleted = cursor.fetchone() or (0, 0)
             upserts = sum(1 for change in batch.changes if change.op != DELETE)
             stats[batch.route.name] = RouteStats(upserted=upserted, stale=upserts - upserted, deleted=deleted)
