@@ -3,11 +3,14 @@ without either, every test that needs it fails and says how to provide one."""
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import os
 import sys
 import textwrap
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -15,6 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 # moto: fake credentials, one region, and no account-id endpoints (moto does not serve them).
 for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -59,6 +63,8 @@ class PgTarget:
         suffix = uuid.uuid4().hex[:10]
         self.schema, self.state_schema = f"t_{suffix}", f"s_{suffix}"
         self.conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+        # read json/jsonb numbers exactly, as they are stored
+        set_json_loads(functools.partial(json.loads, parse_float=Decimal), self.conn)
 
     def rows(self, table: str, order_by: str | None = None, bookkeeping: bool = False) -> list[dict[str, Any]]:
         """Every row of ``schema.table``, without ``_cdc_*`` columns unless asked."""

@@ -1,0 +1,35 @@
+"""Compare a Postgres target with its DynamoDB source through the route's own transform."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router.events import ChangeRecord
+from router.model import DELETED_COLUMN, Route
+from router.transform import RouteTransform
+
+
+def expected_rows(route: Route, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows the route should hold for these DynamoDB items (wire format), sorted by key."""
+    transform = RouteTransform(route)
+    rows = []
+    for item in items:
+        keys = {c.path[0]: item[c.path[0]] for c in route.key_columns if c.path[0] in item}
+        record = ChangeRecord(0, {}, route.source, event_name="INSERT", keys=keys, new_image=item,
+                              sequence_number="1", version=1)
+        change = transform(record)
+        if change is not None:
+            rows.append(change.row)
+    return sorted(rows, key=lambda row: tuple(row[k] for k in route.key))
+
+
+def scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    pages = dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    return [item for page in pages for item in page["Items"]]
+
+
+def live_rows(pg: Any, route: Route) -> list[dict[str, Any]]:
+    """The target's rows that represent live items (soft-deleted rows excluded), sorted by key."""
+    rows = pg.rows(route.table, bookkeeping=True)
+    live = [{k: v for k, v in r.items() if not k.startswith("_cdc_")} for r in rows if not r.get(DELETED_COLUMN)]
+    return sorted(live, key=lambda row: tuple(row[k] for k in route.key))
