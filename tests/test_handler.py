@@ -1,0 +1,64 @@
+"""The Lambda handler: wiring, config once per container, credentials from Secrets Manager."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from moto import mock_aws
+
+from factories import load_event
+from router.errors import InvalidEventError
+
+SECRET_CONFIG = """
+version: 1
+sinks:
+  aurora: {{type: postgres, secret: dev/rds, state_schema: {state}}}
+routes:
+  employees:
+    source: Employees
+    sink: aurora
+    table: {schema}.Employees
+    key: [Id]
+    columns:
+      Id:         {{from: Id, type: bigint}}
+      Name:       {{from: empName, type: varchar(20), fallback: NA}}
+      Department: {{from: empDepartment, type: varchar(10), fallback: NA}}
+"""
+
+
+def test_saved_event_replicates_and_the_pipeline_is_built_once(pg: Any, lambda_handler: Any) -> None:
+    module = lambda_handler(pg)
+    pipeline = module.pipeline
+    response = module.handler(load_event("employees_put_update_delete_2001.json"), None)
+    assert response == {"batchItemFailures": []}
+    module.handler(load_event("employees_put_2001.json"), None)  # a stale redelivery
+    assert module.pipeline is pipeline
+    assert pg.rows("Employees") == []
+
+
+@pytest.mark.parametrize("bad_event", [
+    None,                                   # no event at all
+    [],                                     # a list, not an object
+    {"Records": "nope"},                    # Records is not a list
+    {"Messages": []},                       # some other event source's shape
+])
+def test_an_event_that_is_not_a_stream_batch_raises_a_clear_error(pg: Any, lambda_handler: Any, bad_event: Any) -> None:
+    module = lambda_handler(pg)
+    with pytest.raises(InvalidEventError, match="not a DynamoDB Streams event"):
+        module.handler(bad_event, None)
+
+
+def test_credentials_come_from_secrets_manager(pg: Any, lambda_handler: Any, database_url: str) -> None:
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    secret = {"engine": "postgres", "host": info.get("host", "127.0.0.1"), "port": int(info.get("port", 5432)),
+              "username": info.get("user", "postgres"), "password": info.get("password", ""),
+              "dbname": info.get("dbname")}
+    with mock_aws():
+        boto3.client("secretsmanager").create_secret(Name="dev/rds", SecretString=json.dumps(secret))
+        module = lambda_handler(pg, template=SECRET_CONFIG)
+        assert module.handler(load_event("employees_put_2001.json"), None) == {"batchItemFailures": []}
+    assert pg.rows("Employees") == [{"Id": 2001, "Name": "Akua", "Department": "AnyDept"}]
