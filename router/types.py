@@ -11,9 +11,10 @@ import base64
 import datetime as dt
 import math
 import re
+import struct
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Callable, Iterator
 
 from router.attrs import dumps_exact
@@ -37,7 +38,7 @@ ALIASES = {
 }
 _TYPE_RE = re.compile(r"^(?P<base>[a-z][a-z0-9 ]*?)\s*(?:\((?P<args>[0-9 ,]*)\))?\s*(?P<array>\[\])?$")
 _INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
-_REAL_MAX = 3.4028234663852886e38
+_WIDE = Context(prec=1100)  # numeric(p,s) allows p up to 1000: the default 28 digits would refuse 38-digit values
 EPOCH_MS_THRESHOLD = 10**11  # larger epoch numbers are milliseconds (10**11 s is the year 5138)
 
 
@@ -205,7 +206,7 @@ def _numeric_cast(precision: int | None, scale: int | None) -> Cast:
         if precision is None:
             return number
         try:
-            fitted = number.quantize(Decimal(1).scaleb(-scale))
+            fitted = number.quantize(Decimal(1).scaleb(-scale), context=_WIDE)
         except InvalidOperation:
             raise _fail(value, type_name, "too many digits") from None
         if fitted != number:
@@ -216,13 +217,23 @@ def _numeric_cast(precision: int | None, scale: int | None) -> Cast:
     return cast
 
 
-def _float_cast(type_name: str, limit: float) -> Cast:
+def _float_cast(type_name: str, to_float: Callable[[float], float]) -> Cast:
     def cast(value: Any) -> float:
-        number = float(_decimal(value, type_name))
-        if not math.isfinite(number) or abs(number) > limit:
+        number = _decimal(value, type_name)
+        try:
+            result = to_float(float(number))
+        except OverflowError:
+            result = math.inf
+        # PostgreSQL refuses both overflow and underflow to zero ("out of range"); so must we.
+        if not math.isfinite(result) or (result == 0.0 and number != 0):
             raise _fail(value, type_name, "out of range")
-        return number
+        return result
     return cast
+
+
+def _as_real(number: float) -> float:
+    """Round to single precision as PostgreSQL's real does."""
+    return struct.unpack("f", struct.pack("f", number))[0]
 
 
 _TRUE, _FALSE = {"true", "t", "yes", "y", "1", "on"}, {"false", "f", "no", "n", "0", "off"}
@@ -328,8 +339,8 @@ _CASTS: dict[str, Cast] = {
     "smallint": _int_cast("smallint"),
     "integer": _int_cast("integer"),
     "bigint": _int_cast("bigint"),
-    "real": _float_cast("real", _REAL_MAX),
-    "double precision": _float_cast("double precision", float("inf")),
+    "real": _float_cast("real", _as_real),
+    "double precision": _float_cast("double precision", float),
     "boolean": _boolean,
     "date": _date,
     "timestamp": _timestamp,
