@@ -81,7 +81,7 @@ def _fill(record: ChangeRecord, event_name: Any, body: Any) -> str | None:
     if not isinstance(body, dict):
         return "record has no 'dynamodb' object"
     sequence = record.sequence_number
-    if sequence is None or not sequence.isdigit():
+    if not is_sequence_number(sequence):
         return f"invalid SequenceNumber {body.get('SequenceNumber')!r} (expected a decimal string)"
     keys, new_image, old_image = body.get("Keys"), body.get("NewImage"), body.get("OldImage")
     if not isinstance(keys, dict) or not keys:
@@ -102,6 +102,11 @@ def _created(record: ChangeRecord, value: Any) -> str | None:
         record.created = value
         return None
     return f"invalid ApproximateCreationDateTime {value!r} (expected epoch seconds)"
+
+
+def is_sequence_number(value: Any) -> bool:
+    """A decimal string of ASCII digits (``str.isdigit`` also accepts '²', which ``int`` refuses)."""
+    return isinstance(value, str) and value.isascii() and value.isdigit()
 
 
 @lru_cache(maxsize=1024)

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from router.config import load_config
 from router.errors import InvalidEventError, RecordError, UnroutedRecordError
-from router.events import ChangeRecord, parse_event
+from router.events import ChangeRecord, is_sequence_number, parse_event
 from router.log import logger
 from router.model import Config, Route
 from router.reduce import reduce_changes
@@ -214,7 +214,7 @@ def _sink_failure(sink: Sink, batches: list[RouteBatch], exc: SinkError) -> Fail
 def _identifier(records: list[ChangeRecord], index: int) -> str:
     """The SequenceNumber to retry from; a malformed record without one retries from the one before."""
     for record in reversed(records[: index + 1]):
-        if record.sequence_number is not None and record.sequence_number.isdigit():
+        if is_sequence_number(record.sequence_number):
             return record.sequence_number
     raise InvalidEventError(f"record {index} failed and no record up to it has a SequenceNumber to retry from")
 

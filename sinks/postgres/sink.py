@@ -16,6 +16,7 @@ import psycopg
 from psycopg import pq
 
 from router.attrs import dumps_exact
+from router.events import is_sequence_number
 from router.log import logger
 from router.model import Route, SinkConfig
 from sinks.base import DELETE, Capabilities, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
@@ -118,7 +119,7 @@ class PostgresSink(Sink):
         stats = {}
         for batch, cursor in cursors:
             upserted, deleted = cursor.fetchone() or (0, 0)
-            upserts = sum(1 for change in batch.changes if change.op != DELETE)
+            upserts = sum(1 for change in batch.changes if change.op != DELETE)  # soft deletes count as deletes
             stats[batch.route.name] = RouteStats(upserted=upserted, stale=upserts - upserted, deleted=deleted)
         return stats
 
@@ -128,7 +129,7 @@ class PostgresSink(Sink):
     def _encode_dead_letters(self, letters: Sequence[Any]) -> str:
         return "[" + ",".join(dumps_exact({
             "route": d.route.name, "source_table": d.record.table, "target": self._targets[d.route.name],
-            "sequence_number": d.record.sequence_number if (d.record.sequence_number or "").isdigit() else None,
+            "sequence_number": d.record.sequence_number if is_sequence_number(d.record.sequence_number) else None,
             "event_id": d.record.event_id, "error": d.error, "record": _storable_json(d.record.raw),
         }) for d in letters) + "]"
 
