@@ -35,11 +35,26 @@ class RouteTransform:
             raise RecordError(f"{record.event_name} record has no NewImage: the stream's view type must be "
                               "NEW_IMAGE or NEW_AND_OLD_IMAGES")
         if self.route.filter is not None and not _matches(self.route.filter, image):
-            return None
+            return self._left_filter(record)
         row = {column.name: _value(column, image) for column in self.columns}
         if self.route.extras is not None:
             row[self.route.extras] = self._extras(image)
         return Change(self.route, UPSERT, self._key(row), row, record.version, record)
+
+    def _left_filter(self, record: ChangeRecord) -> Change | None:
+        """The new image is not for this route; if the item may have been, its row must go.
+
+        A new item never was; a filter on a key attribute cannot change; an OldImage tells.
+        Without one (a NEW_IMAGE stream) we cannot know, so the delete is sent: deleting a row
+        that is not there only leaves a tombstone.
+        """
+        route_filter = self.route.filter
+        assert route_filter is not None
+        if record.event_name == "INSERT" or route_filter.attribute in (record.keys or {}):
+            return None
+        if record.old_image is not None and not _matches(route_filter, record.old_image):
+            return None
+        return self._delete(record)
 
     def _delete(self, record: ChangeRecord) -> Change | None:
         if self.route.deletes == "ignore":
