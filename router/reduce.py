@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from sinks.base import Change
+from sinks.base import DELETE, UPSERT, Change
 
 
 def reduce_changes(changes: Iterable[Change]) -> list[Change]:
@@ -23,6 +23,9 @@ def reduce_changes(changes: Iterable[Change]) -> list[Change]:
             latest[slot] = change
         elif change.version >= previous.version:
             change.first = min(change.first, previous.first)
+            if change.op == DELETE and previous.op == UPSERT and route.deletes == "soft":
+                # a soft-deleted row keeps its last values: the upsert must not vanish with the batch
+                change.row, change.keeps_values = {**previous.row, **change.row}, True
             latest[slot] = change
         else:  # older than what we hold (only across shards or tables): keep the newer one
             previous.first = min(change.first, previous.first)

@@ -78,7 +78,7 @@ def _delete(route: Route, change: Change, table: dict, tombstones: dict, newer: 
     if route.deletes == "soft":
         if not newer:
             return 0
-        table[change.key] = {**table.get(change.key, change.row), VERSION_COLUMN: change.version,
+        table[change.key] = {**table.get(change.key, {}), **change.row, VERSION_COLUMN: change.version,
                              DELETED_COLUMN: change.time or "now"}
         return 1
     slot = (route.target, change.key)

@@ -26,13 +26,14 @@ WITH d AS (
     SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz)
 ), up AS (
     INSERT INTO {table} AS t ({columns}, {version}{deleted_column})
-    SELECT {values}, d."v"{deleted_null} FROM d
+    SELECT {values}, d."v"{deleted_value} FROM d
     WHERE d."o" = 'u'{not_tombstoned}
     ON CONFLICT ({key}) DO UPDATE SET {assignments}
     WHERE t.{version} < EXCLUDED.{version}
-    RETURNING 1
+    RETURNING {gone} AS gone
 ){deletes}
-SELECT (SELECT count(*) FROM up), {deleted_count}"""
+SELECT (SELECT count(*) FILTER (WHERE NOT gone) FROM up),
+       (SELECT count(*) FILTER (WHERE gone) FROM up){deleted_count}"""
 _NOT_TOMBSTONED = """
       AND NOT EXISTS (SELECT FROM {tombstones} z
                       WHERE z."target" = %(target)s AND z."key" = ARRAY[{key_text}] AND z."version" >= d."v")"""
@@ -103,15 +104,16 @@ def apply_statement(route: Route, state_schema: str) -> sql.Composed:
     assignments = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name))
                    for name, _ in columns if name not in route.key]
     assignments.append(sql.SQL("{0} = EXCLUDED.{0}").format(version))
-    if soft:
-        assignments.append(sql.SQL("{} = NULL").format(deleted))
+    if soft:  # "t" is NULL for an upsert; a soft delete that keeps the values of an upsert sets it
+        assignments.append(sql.SQL("{0} = EXCLUDED.{0}").format(deleted))
     parts.update(
         assignments=sql.SQL(", ").join(assignments),
         deleted_column=sql.SQL(", {}").format(deleted) if soft else sql.SQL(""),
-        deleted_null=sql.SQL(", NULL") if soft else sql.SQL(""),
+        deleted_value=sql.SQL(', d."t"') if soft else sql.SQL(""),
+        gone=sql.SQL("t.{} IS NOT NULL").format(deleted) if soft else sql.SQL("false"),
         not_tombstoned=sql.SQL(_NOT_TOMBSTONED).format(**parts) if hard else sql.SQL(""),
         deletes=sql.SQL(_HARD_DELETE if hard else _SOFT_DELETE if soft else "").format(**parts),
-        deleted_count=sql.SQL("(SELECT count(*) FROM del)" if hard or soft else "0"),
+        deleted_count=sql.SQL(" + (SELECT count(*) FROM del)" if hard or soft else ""),
     )
     return sql.SQL(_APPLY).format(**parts)
 
@@ -139,13 +141,15 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
     documents = []
     for change in changes:
         row = change.row
-        if change.op == DELETE:
+        if change.op == DELETE and not change.keeps_values:
             document = {f"c{i}": row[name] for i, (name, _) in enumerate(columns) if name in route.key}
             document["o"], document["t"] = "d", change.time
         else:
             document = {field: (dumps_exact(row[name]) if is_json and row[name] is not None else row[name])
                         for field, name, is_json in fields}
             document["o"] = "u"
+            if change.keeps_values:
+                document["t"] = change.time or dt.datetime.now(dt.timezone.utc)
         document["v"] = change.version
         documents.append(document)
     return json.dumps(documents, default=_json_default, separators=(",", ":"))
