@@ -127,38 +127,48 @@ def _build_sinks(entries: dict[str, Any], errors: "_Errors") -> dict[str, SinkCo
 def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], errors: "_Errors") -> dict[str, Route]:
     routes: dict[str, Route] = {}
     for name, entry in entries.items():
-        if not isinstance(entry, dict) or errors.has_under(("routes", name)):
-            continue
-        route = _RouteBuilder(name, entry, sinks, errors).build()
-        if route is not None:
-            routes[name] = route
+        if isinstance(entry, dict):
+            route = _RouteBuilder(name, entry, sinks, errors).build()
+            if route is not None:
+                routes[name] = route
     _check_shared_targets(routes, errors)
     return routes
 
 
 class _RouteBuilder:
-    """Cross-field checks for one route that passed the schema, then the ``Route`` itself."""
+    """Cross-field checks for one route, on every part the schema found well-formed (so that one
+    load reports everything to fix), then the ``Route`` itself if nothing is wrong."""
 
     def __init__(self, name: str, entry: dict[str, Any], sinks: dict[str, SinkConfig], errors: "_Errors"):
         self.name, self.entry, self.sinks, self.errors = name, entry, sinks, errors
         self.path: Path = ("routes", name)
 
+    def _valid(self, *keys: Any) -> bool:
+        """The schema accepted this part of the route (present and well-formed)."""
+        return keys[0] in self.entry and not self.errors.has_under(self.path + keys)
+
     def build(self) -> Route | None:
-        entry, before = self.entry, self.errors.count
-        sink = self._sink()
+        entry = self.entry
+        sink = self._sink() if self._valid("sink") else None
         max_bytes = registry.sink_class(sink.type).capabilities.max_identifier_bytes if sink else 63
-        schema, table = _split_table(entry["table"], sink.options.get("schema", "public") if sink else "public")
-        self._identifiers([("table", schema), ("table", table)], max_bytes)
-        columns = [self._column(col_name, spec or {}, max_bytes) for col_name, spec in entry["columns"].items()]
-        key = [entry["key"]] if isinstance(entry["key"], str) else list(entry["key"])
-        self._check_key(key, columns)
+        schema, table = "", ""
+        if self._valid("table"):
+            schema, table = _split_table(entry["table"], sink.options.get("schema", "public") if sink else "public")
+            self._identifiers([("table", schema), ("table", table)], max_bytes)
+        columns: list[Column | None] = []
+        if self._valid("columns"):
+            columns = [self._column(col_name, spec or {}, max_bytes) for col_name, spec in entry["columns"].items()
+                       if self._valid("columns", col_name)]
+        key = [entry["key"]] if isinstance(entry.get("key"), str) else list(entry.get("key") or [])
+        if self._valid("key") and self._valid("columns"):
+            self._check_key(key, columns)
         extras = entry.get("extras")
-        if extras is not None:
+        if extras is not None and self._valid("extras"):
             self._identifiers([("extras", extras)], max_bytes)
-            if extras in entry["columns"] or extras in RESERVED_COLUMNS:
+            if extras in (entry.get("columns") or {}) or extras in RESERVED_COLUMNS:
                 self.errors.add(self.path + ("extras",), f"{extras!r} is already a column of this route")
-        route_filter = self._filter(entry.get("filter"))
-        if self.errors.count > before:
+        route_filter = self._filter(entry.get("filter")) if self._valid("filter") else None
+        if self.errors.has_under(self.path):
             return None
         return Route(
             name=self.name, source=entry["source"], sink=entry["sink"], schema=schema, table=table,
@@ -267,7 +277,15 @@ class _Errors:
         return len(self.items)
 
     def add(self, path: Path, message: str) -> None:
-        self.items.append((tuple(path), message))
+        self.items.append((tuple(path), self._hide_expanded(message)))
+
+    def _hide_expanded(self, message: str) -> str:
+        """Show ``${VAR}`` as written wherever its value (a dsn, a password) would appear."""
+        for path in self.doc.expanded:
+            value, written = self.doc.value(path), str(self.doc.shown(path))
+            if isinstance(value, str) and value and value != written:
+                message = _mask_value(message, value, written)
+        return message
 
     def has_under(self, prefix: Path) -> bool:
         return any(p[: len(prefix)] == prefix for p, _ in self.items)
@@ -278,14 +296,20 @@ class _Errors:
                 self.add_cerberus(error.child_errors, schema, prefix)
                 continue
             path = prefix + tuple(error.document_path)
-            self.add(path, _cerberus_message(error, schema, self._shown(path, error.value)))
-
-    def _shown(self, path: Path, value: Any) -> Any:
-        return self.doc.shown(path) if path in self.doc.expanded else value
+            self.add(path, _cerberus_message(error, schema, error.value))
 
     def raise_if_any(self) -> None:
         if self.items:
             raise ConfigError([f"{self.file}: {dotted(p)}: {m}" for p, m in self.items])
+
+
+def _mask_value(message: str, value: str, written: str) -> str:
+    if value in message:
+        return message.replace(value, written)
+    for size in range(len(value) - 1, 7, -1):  # a value shown cut short, as in "'s3cr3t-Pa...'"
+        if value[:size] in message:
+            return message.replace(value[:size], written)
+    return message
 
 
 def _cerberus_message(error: Any, schema: dict[str, Any], value: Any) -> str:

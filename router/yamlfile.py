@@ -34,13 +34,20 @@ class Document:
 
     def shown(self, path: Path) -> Any:
         """The value at ``path`` as written in the file (never an expanded secret)."""
-        node = self.raw
-        for part in path:
-            try:
-                node = node[part]
-            except (KeyError, IndexError, TypeError):
-                return None
-        return node
+        return _at(self.raw, path)
+
+    def value(self, path: Path) -> Any:
+        """The value at ``path`` after ``${VAR}`` expansion."""
+        return _at(self.data, path)
+
+
+def _at(node: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
 
 
 def read(text: str, environ: Mapping[str, str] | None = None, name: str = "<config>") -> Document:
