@@ -97,6 +97,19 @@ class RejectedChangeError(SinkError):
 
 
 @dataclass(frozen=True)
+class Drift:
+    """One way a live target table differs from its route, and the statements that fix it."""
+
+    route: str
+    table: str                     # schema.table
+    problem: str                   # missing table | missing column | type mismatch | missing/different primary key
+    column: str | None = None
+    expected: str | None = None
+    actual: str | None = None
+    fix: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What differs between databases, declared instead of branched on."""
 
@@ -128,6 +141,14 @@ class Sink:
 
     def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
         """Run ``state_ddl`` and the ``ddl`` of ``routes`` (default: all of this sink's)."""
+
+    def check(self, route: Route) -> list[Drift]:
+        """How the route's live target table differs from the route; empty when it matches."""
+        raise NotImplementedError(f"sink type {self.config.type!r} cannot check its tables")
+
+    def explain(self, batches: Sequence[RouteBatch]) -> list[str]:
+        """The statements ``apply`` would run for ``batches``, for dry runs; nothing by default."""
+        return []
 
     def close(self) -> None:
         """Release connections; the sink may be used again afterwards."""

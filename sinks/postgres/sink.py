@@ -20,6 +20,7 @@ from router.events import is_sequence_number
 from router.log import logger
 from router.model import Route, SinkConfig
 from sinks.base import DELETE, Capabilities, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
+from sinks.postgres import drift
 from sinks.postgres import statements
 from sinks.postgres.connection import Credentials, classify
 
@@ -158,6 +159,14 @@ class PostgresSink(Sink):
             return None
         return None
 
+    def explain(self, batches: Sequence[RouteBatch]) -> list[str]:
+        """Each route's apply statement, under a comment with the parameters ``apply`` would send."""
+        explained = []
+        for batch in (b for b in batches if b.changes):
+            params = ", ".join(f"%({k})s = {v}" for k, v in self._params(batch.route, batch.changes).items())
+            explained.append(f"-- {batch.route.name}: {params}\n{self._apply_sql[batch.route.name]}")
+        return explained
+
     # -- DDL ------------------------------------------------------------------------------
 
     def ddl(self, route: Route) -> list[str]:
@@ -172,6 +181,13 @@ class PostgresSink(Sink):
         with conn.transaction():
             for statement in dict.fromkeys(self.state_ddl() + [s for r in routes or self.routes for s in self.ddl(r)]):
                 conn.execute(statement)
+
+    def check(self, route: Route) -> list[drift.Drift]:
+        """Differences between the live target table and ``route`` (``drift.differences``)."""
+        conn = self.connection()
+        with conn.transaction():
+            live = drift.live_table(conn, route)
+        return drift.differences(route, live)
 
 
 def _storable_json(value: Any) -> str:
