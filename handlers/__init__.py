@@ -1,1 +1,1 @@
-"""Entry points: the Lambda handler (and, later, the command line)."""
+"""Entry points: the Lambda handler and the `cdc-router` command line."""

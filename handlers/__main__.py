@@ -1,0 +1,5 @@
+"""``python -m handlers``: the ``cdc-router`` command line."""
+
+from handlers.cli import main
+
+main()

@@ -1,0 +1,252 @@
+"""The ``cdc-router`` command line: options in, router/ and sinks/ do the work, Rich prints it.
+
+Exit codes and error lines are the same for every subcommand (``handlers.cli_support``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+from rich.text import Text
+
+from handlers.cli_support import OneLineErrors, console, stop_on_signals, subcommand
+from router.config import load_config
+from router.errors import InvalidEventError
+from router.model import Config, Route
+from router.pipeline import Pipeline, build_sinks
+from router.streams import START_POSITIONS, StreamError, StreamRunner
+from sinks.base import Sink
+
+
+@click.group(name="cdc-router", cls=OneLineErrors,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cdc-router", prog_name="cdc-router")
+def app() -> None:
+    """Replicate DynamoDB Streams changes into PostgreSQL.
+
+    Check the config, create and check the target tables, replay saved Lambda events,
+    read streams locally, or watch the whole thing work with `cdc-router demo`.
+    """
+
+
+def main() -> None:
+    """The console script."""
+    app(prog_name="cdc-router")
+
+
+command = subcommand(app)
+
+
+def _routes(config: Config, names: tuple[str, ...]) -> list[Route]:
+    unknown = [name for name in names if name not in config.routes]
+    if unknown:
+        raise click.BadParameter(f"unknown route {unknown[0]!r} (routes: {', '.join(config.routes)})",
+                                 param_hint="--route")
+    return [config.routes[name] for name in names] if names else list(config.routes.values())
+
+
+# -- validate -------------------------------------------------------------------------------
+
+
+@command
+def validate(config: Path | None, debug: bool) -> None:
+    """Validate the config and print each route.
+
+    Every problem is reported, one line each, and the exit code is 1.
+    """
+    from handlers.render import route_table
+
+    loaded = load_config(config)
+    for route in loaded.routes.values():
+        console.print(route_table(route))
+    console.print(f"{loaded.path} is valid: {len(loaded.routes)} route(s), {len(loaded.sinks)} sink(s)")
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+@command
+@click.option("--route", multiple=True, help="Only this route (repeatable).")
+@click.option("--apply", is_flag=True, help="Create the sink's state tables and the missing target tables.")
+@click.option("--check", is_flag=True, help="Compare the live tables with the routes; exit 1 on drift, "
+                                            "printing the statements that fix it.")
+def schema(config: Path | None, route: tuple[str, ...], apply: bool, check: bool, debug: bool) -> None:
+    """Print, apply or check the target tables.
+
+    Without options, prints the DDL. --apply creates what is missing. --check compares each
+    live table with its route (missing table or column, type, primary key, version column)
+    and exits 1 on drift, printing the statements that fix it.
+    """
+    loaded = load_config(config)
+    routes = _routes(loaded, route)
+    sinks = build_sinks(loaded)
+    try:
+        if not apply and not check:
+            _print_ddl(sinks, routes)
+        if apply:
+            _apply_ddl(sinks, routes)
+        drifted = check and not _check(sinks, routes)
+    finally:
+        for sink in sinks.values():
+            sink.close()
+    if drifted:
+        sys.exit(1)
+
+
+def _print_ddl(sinks: dict[str, Sink], routes: list[Route]) -> None:
+    for name, sink in sinks.items():
+        mine = [r for r in routes if r.sink == name]
+        statements = sink.state_ddl() + [s for r in mine for s in sink.ddl(r)] if mine else []
+        for statement in dict.fromkeys(statements):
+            click.echo(f"{statement};\n")
+
+
+def _apply_ddl(sinks: dict[str, Sink], routes: list[Route]) -> None:
+    for name, sink in sinks.items():
+        mine = [r for r in routes if r.sink == name]
+        if mine:
+            sink.apply_ddl(mine)
+            console.print(f"sink {name}: state tables and {', '.join(r.qualified_table for r in mine)} "
+                          "created where missing")
+
+
+def _check(sinks: dict[str, Sink], routes: list[Route]) -> bool:
+    from handlers.render import drift_table
+
+    drifts = [drift for route in routes for drift in sinks[route.sink].check(route)]
+    if not drifts:
+        console.print(f"no drift: {len(routes)} target table(s) match their routes")
+        return True
+    console.print(drift_table(drifts))
+    console.print("-- statements that fix it:")
+    for drift in drifts:
+        for statement in drift.fix:
+            click.echo(f"{statement};")
+    return False
+
+
+# -- replay ---------------------------------------------------------------------------------
+
+
+@command
+@click.argument("event_file", metavar="EVENT.json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Print the rows and statements; write nothing.")
+def replay(config: Path | None, event_file: Path, dry_run: bool, debug: bool) -> None:
+    """Run a saved Lambda event through the pipeline.
+
+    EVENT.json is what a Lambda receives from DynamoDB Streams. Prints what happened per route
+    and the batchItemFailures response; exits 1 if a record failed.
+    """
+    from handlers.render import batch_table, stats_table
+    from sinks.dryrun import dry_run_pipeline
+
+    try:
+        event = json.loads(event_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InvalidEventError(f"{event_file}: not valid JSON ({exc})") from None
+    loaded = load_config(config)
+    pipeline = dry_run_pipeline(loaded) if dry_run else Pipeline.from_config(loaded)
+    try:
+        result = pipeline.process(event)
+    finally:
+        pipeline.close()
+    if dry_run:
+        for sink in pipeline.sinks.values():
+            for batch in getattr(sink, "batches", []):
+                console.print(batch_table(batch))
+            for statement in getattr(sink, "statements", []):
+                click.echo(f"{statement};\n")
+    console.print(stats_table(result.stats, "dry run: counted as if the target were empty" if dry_run else None))
+    if result.failure is not None:
+        console.print(Text(f"stopped at record {result.failure.index}: {result.failure.reason}", style="red"))
+    click.echo(json.dumps(result.response))
+    if result.failure is not None:
+        sys.exit(1)
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+@command
+@click.option("--endpoint-url", help="DynamoDB and Streams endpoint (DynamoDB Local, a moto server).")
+@click.option("--region", help="AWS region [default: from the AWS config].")
+@click.option("--from", "start", type=click.Choice(list(START_POSITIONS)), default="trim_horizon", show_default=True,
+              help="Where a shard without a checkpoint starts.")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Records per GetRecords call.")
+@click.option("--poll-interval", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Seconds between polls once caught up.")
+@click.option("--until-idle", is_flag=True, help="Exit once every shard is caught up.")
+def run(config: Path | None, endpoint_url: str | None, region: str | None, start: str, batch_size: int,
+        poll_interval: float, until_idle: bool, debug: bool) -> None:
+    """Read the tables' streams into the sinks.
+
+    A local stream runner for development and small deployments: shards are read parents
+    before children, and the position of each is saved in the sink's state schema after
+    every batch, so a restart resumes where it stopped. Ctrl-C stops after the current batch.
+    """
+    import boto3
+
+    from handlers.render import batch_line
+    from sinks.postgres.checkpoints import PostgresCheckpoints
+
+    loaded = load_config(config)
+    pipeline = Pipeline.from_config(loaded)
+    try:
+        checkpoints = PostgresCheckpoints(_checkpoint_sink(loaded, pipeline))  # type: ignore[arg-type]
+        checkpoints.create()
+        session = boto3.session.Session(region_name=region)
+        runner = StreamRunner(pipeline, session.client("dynamodbstreams", endpoint_url=endpoint_url),
+                              session.client("dynamodb", endpoint_url=endpoint_url), checkpoints,
+                              start=start, batch_size=batch_size, poll_interval=poll_interval,
+                              on_batch=lambda report: console.print(batch_line(report)))
+        stop = threading.Event()
+        console.print(f"reading the streams of {', '.join(sorted({r.source for r in loaded.routes.values()}))}"
+                      + ("" if until_idle else " (Ctrl-C stops after the current batch)"))
+        with stop_on_signals(stop):
+            applied = runner.run(stop, until_idle=until_idle)
+        console.print(f"{'stopped' if stop.is_set() else 'caught up'}: {applied} record(s) applied; "
+                      f"positions saved in {checkpoints.table.as_string(None)}")
+    finally:
+        pipeline.close()
+
+
+def _checkpoint_sink(config: Config, pipeline: Pipeline) -> Sink:
+    for name, sink_config in config.sinks.items():
+        if sink_config.type == "postgres":
+            return pipeline.sinks[name]
+    raise StreamError(f"run keeps its stream positions in a postgres sink, and {config.path} has none")
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+@command
+def demo(config: Path | None, debug: bool) -> None:
+    """Replicate the reference article's put, update and delete locally.
+
+    DynamoDB runs in-process (moto); PostgreSQL is $DATABASE_URL, else a server on
+    127.0.0.1:5432, else an embedded one (pip install 'cdc-router[embedded]').
+    """
+    from handlers.demo import DEMO_SCHEMA, Demo
+    from handlers.local_postgres import find_postgres
+    from handlers.render import step_renderables
+
+    began = time.monotonic()
+    with find_postgres() as postgres:
+        console.print(f"PostgreSQL: {postgres.source} ({postgres.shown})")
+        loaded = load_config(config, environ={**os.environ, "DATABASE_URL": postgres.url})
+        with Demo(loaded, postgres.url) as session:
+            console.print(f"DynamoDB: in-process moto; tables {', '.join(session.sources)} with streams; "
+                          f"target tables in schema {DEMO_SCHEMA}")
+            for step in session.steps():
+                console.rule(Text(step.title), align="left")
+                console.print(*step_renderables(step), sep="\n")
+        kept = "" if postgres.temporary else f"; the tables stay in schema {DEMO_SCHEMA} for a look"
+    console.print(f"done in {time.monotonic() - began:.1f}s; nothing left running{kept}")

@@ -1,0 +1,121 @@
+"""Rich renderings for the command line: plain data in, tables and lines out.
+
+Every cell is a ``Text``, never a markup string: values and names such as ``text[]``
+or ``[Id]`` must print as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from router.attrs import dumps_exact
+from router.model import MISSING, Route
+from router.streams import BatchReport
+from sinks.base import Drift, RouteBatch, RouteStats
+
+if TYPE_CHECKING:
+    from handlers.demo import Step
+
+STAT_NAMES = ("upserted", "deleted", "stale", "dead_lettered", "failed")
+
+
+def value(item: Any) -> Text:
+    if item is None or item is MISSING:
+        return Text("NULL" if item is None else "", style="dim")
+    if isinstance(item, (dict, list, tuple)):
+        return Text(dumps_exact(item))
+    if isinstance(item, (dt.datetime, dt.date)):
+        return Text(item.isoformat())
+    if isinstance(item, (bytes, bytearray)):
+        return Text("\\x" + bytes(item).hex())
+    return Text(str(item))
+
+
+def _table(title: str | None, headers: Sequence[str]) -> Table:
+    table = Table(title=Text(title) if title else None, title_justify="left", show_edge=True)
+    for header in headers:
+        table.add_column(Text(header), overflow="fold")
+    return table
+
+
+def route_table(route: Route) -> Table:
+    title = (f"route {route.name}: DynamoDB {route.source} -> sink {route.sink}, table {route.qualified_table} "
+             f"(key {', '.join(route.key)}; deletes {route.deletes}; on_error {route.on_error})")
+    table = _table(title, ["column", "from", "type", "default", "fallback"])
+    for column in route.columns:
+        table.add_row(Text(column.name), Text(column.source), Text(column.type.name),
+                      value(column.default), value(column.fallback))
+    if route.extras:
+        table.add_row(Text(route.extras), Text("(every other attribute)"), Text("jsonb"), Text(""), Text(""))
+    return table
+
+
+def stats_table(stats: Mapping[str, RouteStats], title: str | None = None) -> Table:
+    table = _table(title, ["route", *(name.replace("_", "-") for name in STAT_NAMES)])
+    for name, counts in stats.items():
+        table.add_row(Text(name), *(Text(str(getattr(counts, stat))) for stat in STAT_NAMES))
+    return table
+
+
+def drift_table(drifts: Iterable[Drift]) -> Table:
+    table = _table("schema drift", ["route", "table", "problem", "column", "expected", "actual"])
+    for drift in drifts:
+        table.add_row(*(value(getattr(drift, name)) if getattr(drift, name) is not None else Text("")
+                        for name in ("route", "table", "problem", "column", "expected", "actual")))
+    return table
+
+
+def rows_table(title: str, rows: Sequence[Mapping[str, Any]], max_columns: int = 6) -> Table | Text:
+    """A table's rows; a wide table (more than ``max_columns``) is shown one row at a time, column by column."""
+    if not rows:
+        return Text(f"{title}: (no rows)")
+    if len(rows[0]) <= max_columns:
+        table = _table(title, list(rows[0]))
+        for row in rows:
+            table.add_row(*(value(item) for item in row.values()))
+        return table
+    table = _table(title, ["column", *(f"row {number}" for number in range(1, len(rows) + 1))])
+    for name in rows[0]:
+        table.add_row(Text(name), *(value(row[name]) for row in rows))
+    return table
+
+
+def batch_table(batch: RouteBatch) -> Table:
+    """A dry run's view of one route's share of the batch: each reduced change, then dead letters."""
+    columns = [c.name for c in batch.route.columns] + ([batch.route.extras] if batch.route.extras else [])
+    table = _table(f"route {batch.route.name} -> {batch.route.qualified_table}", ["op", "version", *columns])
+    for change in batch.changes:
+        table.add_row(Text(change.op), Text(str(change.version)),
+                      *(value(change.row[name]) if name in change.row else Text("") for name in columns))
+    for letter in batch.dead_letters:
+        table.add_row(Text("dead letter"), Text(str(letter.record.version)), Text(letter.error))
+    return table
+
+
+def batch_line(report: BatchReport) -> Text:
+    """``Employees shardId-...: 3 records (SequenceNumber a..b): employees upserted 2, deleted 1``"""
+    records = report.records
+    first, last = records[0]["dynamodb"]["SequenceNumber"], records[-1]["dynamodb"]["SequenceNumber"]
+    counts = "; ".join(
+        f"{route} " + ", ".join(f"{name.replace('_', '-')} {getattr(stats, name)}"
+                                for name in STAT_NAMES if getattr(stats, name))
+        for route, stats in report.result.stats.items() if any(getattr(stats, n) for n in STAT_NAMES))
+    numbers = first if first == last else f"{first}..{last}"
+    line = Text(f"{report.table} {report.shard_id}: {len(records)} record{'s' if len(records) != 1 else ''} "
+                f"(SequenceNumber {numbers}): {counts or 'nothing to write'}")
+    if report.result.failure is not None:
+        line.append(f" -- stopped at record {report.result.failure.index}: {report.result.failure.reason}",
+                    style="red")
+    return line
+
+
+def step_renderables(step: "Step") -> list[RenderableType]:
+    """A demo step: the DynamoDB commands, what the stream runner applied, then the tables."""
+    return ([Text(f"$ aws dynamodb {line}", style="bold") for line in step.commands]
+            + [batch_line(report) for report in step.reports]
+            + [rows_table(table, rows) for table, rows in step.tables.items()])
