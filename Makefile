@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test install clean
+.PHONY: demo test install clean
+
+demo: $(VENV)/.installed
+	$(BIN)/cdc-router demo
 
 test: $(VENV)/.installed
 	$(BIN)/pytest
