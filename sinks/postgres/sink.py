@@ -20,8 +20,8 @@ from router.events import is_sequence_number
 from router.log import logger
 from router.model import Route, SinkConfig
 from sinks.base import DELETE, Capabilities, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
-from sinks.postgres import drift
 from sinks.postgres import statements
+from sinks.postgres import drift
 from sinks.postgres.connection import Credentials, classify
 
 PURGE_EVERY = 3600.0  # seconds between tombstone purges, per container
@@ -175,19 +175,19 @@ class PostgresSink(Sink):
     def state_ddl(self) -> list[str]:
         return [statement.as_string(None) for statement in statements.create_state_tables(self.state_schema)]
 
-    def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
-        """Create the sink's state tables and the target tables of ``routes`` (default: all of this sink's)."""
-        conn = self.connection()
-        with conn.transaction():
-            for statement in dict.fromkeys(self.state_ddl() + [s for r in routes or self.routes for s in self.ddl(r)]):
-                conn.execute(statement)
-
     def check(self, route: Route) -> list[drift.Drift]:
         """Differences between the live target table and ``route`` (``drift.differences``)."""
         conn = self.connection()
         with conn.transaction():
             live = drift.live_table(conn, route)
         return drift.differences(route, live)
+
+    def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
+        """Create the sink's state tables and the target tables of ``routes`` (default: all of this sink's)."""
+        conn = self.connection()
+        with conn.transaction():
+            for statement in dict.fromkeys(self.state_ddl() + [s for r in routes or self.routes for s in self.ddl(r)]):
+                conn.execute(statement)
 
 
 def _storable_json(value: Any) -> str:
