@@ -296,6 +296,8 @@ class _Errors:
                 self.add_cerberus(error.child_errors, schema, prefix)
                 continue
             path = prefix + tuple(error.document_path)
+            if any(reported == path for reported, _ in self.items):
+                continue  # e.g. "must not be empty" after "environment variable X is not set"
             self.add(path, _cerberus_message(error, schema, error.value))
 
     def raise_if_any(self) -> None:
