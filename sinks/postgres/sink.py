@@ -16,15 +16,13 @@ import psycopg
 from psycopg import pq
 
 from router.attrs import dumps_exact
-from router.events import is_sequence_number
 from router.log import logger
 from router.model import Route, SinkConfig
-from sinks.base import DELETE, Capabilities, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
+from sinks.base import Capabilities, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
+from sinks.common import PURGE_EVERY, dead_letter_row, route_stats
 from sinks.postgres import statements
 from sinks.postgres import drift
 from sinks.postgres.connection import Credentials, classify
-
-PURGE_EVERY = 3600.0  # seconds between tombstone purges, per container
 
 
 class PostgresSink(Sink):
@@ -120,19 +118,14 @@ class PostgresSink(Sink):
         stats = {}
         for batch, cursor in cursors:
             upserted, deleted = cursor.fetchone() or (0, 0)
-            upserts = sum(1 for change in batch.changes if change.op != DELETE)  # soft deletes count as deletes
-            stats[batch.route.name] = RouteStats(upserted=upserted, stale=upserts - upserted, deleted=deleted)
+            stats[batch.route.name] = route_stats(batch.changes, upserted, deleted)  # soft deletes count as deletes
         return stats
 
     def _params(self, route: Route, changes: Sequence[Change]) -> dict[str, str]:
         return {"rows": statements.encode_rows(route, changes), "target": self._targets[route.name]}
 
     def _encode_dead_letters(self, letters: Sequence[Any]) -> str:
-        return "[" + ",".join(dumps_exact({
-            "route": d.route.name, "source_table": d.record.table, "target": self._targets[d.route.name],
-            "sequence_number": d.record.sequence_number if is_sequence_number(d.record.sequence_number) else None,
-            "event_id": d.record.event_id, "error": d.error, "record": _storable_json(d.record.raw),
-        }) for d in letters) + "]"
+        return "[" + ",".join(dumps_exact(dead_letter_row(d, self._targets[d.route.name])) for d in letters) + "]"
 
     def _maybe_purge(self, conn: psycopg.Connection[Any]) -> None:
         now = time.monotonic()
@@ -188,9 +181,3 @@ class PostgresSink(Sink):
         with conn.transaction():
             for statement in dict.fromkeys(self.state_ddl() + [s for r in routes or self.routes for s in self.ddl(r)]):
                 conn.execute(statement)
-
-
-def _storable_json(value: Any) -> str:
-    """JSON text Postgres will accept as jsonb: NUL and unpaired surrogates escaped, not refused."""
-    text = dumps_exact(value).replace("\\u0000", "\\\\u0000")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")

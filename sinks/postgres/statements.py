@@ -19,8 +19,9 @@ from psycopg import sql
 from router.attrs import dumps_exact
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
 from sinks.base import DELETE, Change
+from sinks.common import DEAD_LETTERS, TOMBSTONES, create_schema, written_columns
+from sinks.common import target_name  # noqa: F401  (moved to sinks.common; callers keep statements.target_name)
 
-TOMBSTONES, DEAD_LETTERS = "tombstones", "dead_letters"
 _APPLY = """\
 WITH d AS (
     SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz)
@@ -56,12 +57,6 @@ _SOFT_DELETE = """, del AS (
     RETURNING 1
 )
 """
-
-
-def written_columns(route: Route) -> list[tuple[str, str]]:
-    """``(column name, SQL type)`` of every column a route writes, extras included."""
-    columns = [(c.name, c.type.name) for c in route.columns]
-    return columns + ([(route.extras, "jsonb")] if route.extras else [])
 
 
 def _field_type(type_name: str) -> str:
@@ -116,11 +111,6 @@ def apply_statement(route: Route, state_schema: str) -> sql.Composed:
         deleted_count=sql.SQL(" + (SELECT count(*) FROM del)" if hard or soft else ""),
     )
     return sql.SQL(_APPLY).format(**parts)
-
-
-def target_name(route: Route) -> str:
-    """The target as one unambiguous string: the key of its tombstones."""
-    return sql.Identifier(route.schema, route.table).as_string(None)
 
 
 def _json_default(value: Any) -> Any:
@@ -184,10 +174,6 @@ def create_table(route: Route) -> sql.Composed:
     columns.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, route.key))))
     return sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)").format(
         sql.Identifier(route.schema, route.table), sql.SQL(",\n    ").join(columns))
-
-
-def create_schema(schema: str) -> sql.Composed:
-    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
 
 
 def create_state_tables(state_schema: str) -> list[sql.Composed]:
