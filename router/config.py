@@ -21,6 +21,8 @@ from router.model import MISSING, RESERVED_COLUMNS, Column, Config, Filter, Rout
 from router.types import parse_type
 from router.yamlfile import Path, dotted
 from sinks import registry
+from sinks.base import Capabilities
+from sinks.limits import fit_type
 
 DEFAULT_PATH = "config/tables.yaml"
 ENV_VAR = "CDC_ROUTER_CONFIG"
@@ -131,7 +133,7 @@ def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], errors:
             route = _RouteBuilder(name, entry, sinks, errors).build()
             if route is not None:
                 routes[name] = route
-    _check_shared_targets(routes, errors)
+    _check_shared_targets(routes, sinks, errors)
     return routes
 
 
@@ -150,14 +152,15 @@ class _RouteBuilder:
     def build(self) -> Route | None:
         entry = self.entry
         sink = self._sink() if self._valid("sink") else None
-        max_bytes = registry.sink_class(sink.type).capabilities.max_identifier_bytes if sink else 63
+        capabilities = registry.sink_class(sink.type).capabilities if sink else Capabilities()
+        max_bytes = capabilities.max_identifier_bytes
         schema, table = "", ""
         if self._valid("table"):
             schema, table = _split_table(entry["table"], sink.options.get("schema", "public") if sink else "public")
             self._identifiers([("table", schema), ("table", table)], max_bytes)
         columns: list[Column | None] = []
         if self._valid("columns"):
-            columns = [self._column(col_name, spec or {}, max_bytes) for col_name, spec in entry["columns"].items()
+            columns = [self._column(col_name, spec or {}, capabilities) for col_name, spec in entry["columns"].items()
                        if self._valid("columns", col_name)]
         key = [entry["key"]] if isinstance(entry.get("key"), str) else list(entry.get("key") or [])
         if self._valid("key") and self._valid("columns"):
@@ -193,8 +196,8 @@ class _RouteBuilder:
                 self.errors.add(self.path + (key,), f"identifier {identifier!r} is {size} bytes long "
                                                     f"(at most {max_bytes} allowed by the sink)")
 
-    def _column(self, name: str, spec: dict[str, Any], max_bytes: int) -> Column | None:
-        path = self.path + ("columns", name)
+    def _column(self, name: str, spec: dict[str, Any], capabilities: Capabilities) -> Column | None:
+        path, max_bytes = self.path + ("columns", name), capabilities.max_identifier_bytes
         if name in RESERVED_COLUMNS:
             self.errors.add(path, f"column name {name!r} is reserved for cdc-router's bookkeeping")
             return None
@@ -206,6 +209,10 @@ class _RouteBuilder:
         if not all(attr_path):
             self.errors.add(path + ("from",), f"invalid attribute path {source!r} (expected name or map.name)")
         column_type = parse_type(spec.get("type", "text"))
+        try:
+            column_type = fit_type(column_type, capabilities)
+        except ValueError as exc:  # reported; the column stays, so that key checks do not report it missing
+            self.errors.add(path + ("type",), str(exc))
         literals = {}
         for option in ("default", "fallback"):
             literals[option] = MISSING
@@ -246,7 +253,7 @@ class _RouteBuilder:
                       begins_with=spec.get("begins_with"))
 
 
-def _check_shared_targets(routes: dict[str, Route], errors: "_Errors") -> None:
+def _check_shared_targets(routes: dict[str, Route], sinks: dict[str, SinkConfig], errors: "_Errors") -> None:
     first: dict[tuple[str, str, str], Route] = {}
     for route in routes.values():
         other = first.setdefault((route.sink, route.schema, route.table), route)
@@ -254,6 +261,20 @@ def _check_shared_targets(routes: dict[str, Route], errors: "_Errors") -> None:
             errors.add(("routes", route.name, "table"),
                        f"{route.qualified_table} is also written by route {other.name!r} with key {list(other.key)} "
                        f"and deletes: {other.deletes}; routes sharing a table must agree on both")
+        elif other is not route and _written(other) != _written(route) and _replaces_rows(sinks[route.sink]):
+            errors.add(("routes", route.name, "columns"),
+                       f"{route.qualified_table} is also written by route {other.name!r} with columns "
+                       f"{sorted(_written(other))}; sink {route.sink!r} replaces whole rows, so routes sharing "
+                       "a table must write the same columns")
+
+
+def _written(route: Route) -> set[str]:
+    return {c.name for c in route.columns} | ({route.extras} if route.extras else set())
+
+
+def _replaces_rows(sink: SinkConfig) -> bool:
+    """delete-insert sinks (Redshift) rewrite a row from one route's columns, dropping the others'."""
+    return registry.sink_class(sink.type).capabilities.merge_strategy == "delete-insert"
 
 
 def _split_table(text: str, default_schema: str) -> tuple[str, str]:
