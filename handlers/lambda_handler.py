@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from router import deadline
 from router.config import ENV_VAR
 from router.log import logger
 from router.pipeline import Pipeline
@@ -20,4 +21,5 @@ pipeline = Pipeline.from_path(CONFIG_PATH)
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(request_id=getattr(context, "aws_request_id", None))
-    return pipeline.process(event).response
+    with deadline.until(deadline.from_lambda_context(context)):
+        return pipeline.process(event).response
