@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 _TYPES = {
     "postgres": ("sinks.postgres", "PostgresSink"),
+    "redshift": ("sinks.redshift", "RedshiftSink"),
     "memory": ("sinks.memory", "MemorySink"),
 }
 

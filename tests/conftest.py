@@ -30,6 +30,8 @@ from router.config import load_config  # noqa: E402
 from router.model import Config  # noqa: E402
 from router.pipeline import Pipeline  # noqa: E402
 
+pytest_plugins = ["redshift_on_postgres"]  # fixtures that run the Redshift sink's statements on Postgres
+
 NO_DATABASE = ("These tests need PostgreSQL. Set DATABASE_URL (for example "
                "DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test), or install Docker so that "
                "testcontainers can start a throwaway server.")

@@ -124,7 +124,7 @@ BAD_FILES = [
                  id="bad-unrouted"),
     # an unknown sink type
     pytest.param(config(sinks=("mem: {type: mysql}",)), {},
-                 ["FILE: sinks.mem.type: invalid value 'mysql' (allowed: postgres, memory)"],
+                 ["FILE: sinks.mem.type: invalid value 'mysql' (allowed: postgres, redshift, memory)"],
                  id="unknown-sink-type"),
     # the key names a column the route does not have
     pytest.param(config(columns=("Name: {type: text}",)), {},

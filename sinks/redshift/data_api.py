@@ -1,0 +1,162 @@
+"""The Redshift Data API transport: one BatchExecuteStatement per call, polled to its end.
+
+The Data API is HTTPS with IAM authentication, so the Lambda needs no VPC attachment,
+driver or connection pool for the warehouse. BatchExecuteStatement runs its statements
+serially as one transaction; DescribeStatement reports SUBMITTED, PICKED, STARTED, then
+FINISHED, FAILED or ABORTED, with one sub-statement per SQL (its ``Id`` ends in ``:N``) that
+carries the row count or the error. See
+https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_BatchExecuteStatement.html
+
+Waiting is bounded by the Lambda deadline (``router.deadline``) less a margin, so the
+batch is reported for retry before Lambda kills the function. A statement still running
+then is cancelled, best effort: if it commits anyway, the retry's version guard makes the
+replay a no-op. Throttling is retried with exponential backoff and jitter within the same
+bound, reusing the call's ClientToken so that a retried submission never runs twice.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import uuid
+from typing import Any, Callable, Sequence
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from router.log import logger
+from sinks.base import SinkError, TransientSinkError
+from sinks.redshift.transport import Statement, statement_error
+
+RETRIED = frozenset({  # throttling and overload: the same call can succeed a moment later
+    "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "ServiceUnavailable",
+    "ActiveStatementsExceededException", "ActiveSessionsExceededException", "InternalServerException",
+})
+_TRANSIENT_CODES = frozenset({"DatabaseConnectionException", "QueryTimeoutException"})
+# Redshift messages of a statement that may succeed when the batch is retried (1023: concurrent writers).
+_TRANSIENT_MESSAGE = re.compile(r"serializable isolation|concurrent transaction|deadlock|connection|time(d)? ?out"
+                                r"|try again|cancell?ed", re.IGNORECASE)
+POLL_FIRST, POLL_MAX = 0.05, 1.0        # seconds between DescribeStatement calls, doubling up to the max
+BACKOFF_BASE, BACKOFF_MAX = 0.2, 5.0    # seconds before retrying a throttled call, doubling up to the max
+DEADLINE_MARGIN = 3.0                   # seconds left to the Lambda to report the batch after giving up
+
+
+def request_target(options: dict[str, Any]) -> dict[str, str]:
+    """The connection parameters of every request, from the sink's options."""
+    target = {"Database": options["database"]}
+    for option, parameter in (("workgroup", "WorkgroupName"), ("cluster_identifier", "ClusterIdentifier"),
+                              ("secret_arn", "SecretArn"), ("db_user", "DbUser")):
+        if options.get(option):
+            target[parameter] = options[option]
+    return target
+
+
+class DataApiTransport:
+    """Runs statement lists through ``redshift-data``; the boto3 client is made on first use."""
+
+    def __init__(self, target: dict[str, str], *, name: str = "cdc-router", client: Any = None,
+                 region: str | None = None, max_wait: float = 900.0, margin: float = DEADLINE_MARGIN,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 new_token: Callable[[], str] = lambda: uuid.uuid4().hex):
+        self.target, self.name, self.max_wait, self.margin = dict(target), name, max_wait, margin
+        self._client, self._region = client, region
+        self._sleep, self._clock, self._new_token = sleep, clock, new_token
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:  # made on first use: building the pipeline needs no AWS region or credentials
+            # botocore's own retries cover dropped connections; throttling is retried below, within the deadline
+            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20)
+            self._client = boto3.client("redshift-data", region_name=self._region, config=config)
+        return self._client
+
+    def execute(self, statements: Sequence[Statement], deadline: float | None = None) -> list[int]:
+        until = self._until(deadline)
+        if until <= self._clock():
+            raise TransientSinkError("redshift: too close to the Lambda deadline to start a statement; "
+                                     "the batch will be retried")
+        submitted = self._call("batch_execute_statement", until, Sqls=[s.sql for s in statements],
+                               ClientToken=self._new_token(), StatementName=self.name, **self.target)
+        return _row_counts(self._wait(submitted["Id"], until, statements), len(statements))
+
+    def close(self) -> None:
+        """Nothing to release: the client holds no session between calls."""
+
+    def _until(self, deadline: float | None) -> float:
+        limit = self._clock() + self.max_wait
+        return limit if deadline is None else min(limit, deadline - self.margin)
+
+    def _wait(self, statement_id: str, until: float, statements: Sequence[Statement]) -> dict[str, Any]:
+        delay = POLL_FIRST
+        while True:
+            if self._clock() + delay > until:
+                self._cancel(statement_id)
+                raise TransientSinkError(f"redshift: statement {statement_id} had not finished {self.margin:g}s "
+                                         "before the Lambda deadline; cancelled, the batch will be retried")
+            self._sleep(delay)
+            described = self._call("describe_statement", until, Id=statement_id)
+            if described["Status"] == "FINISHED":
+                return described
+            if described["Status"] in ("FAILED", "ABORTED"):
+                raise _failure(described, statements)
+            delay = min(delay * 2, POLL_MAX)
+
+    def _call(self, operation: str, until: float, **params: Any) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            try:
+                return getattr(self.client, operation)(**params)
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                code, message = error.get("Code", "ClientError"), error.get("Message", "")
+                if code not in RETRIED:
+                    raise statement_error(None, f"Data API {operation} refused: {code}: {message}",
+                                          transient=code in _TRANSIENT_CODES) from None
+            except BotoCoreError as exc:  # endpoint unreachable after botocore's retries
+                raise TransientSinkError(f"redshift: Data API {operation}: {type(exc).__name__}: {exc}") from None
+            pause = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
+            if self._clock() + pause > until:
+                raise TransientSinkError(f"redshift: Data API {operation} still throttled ({code}) at the deadline; "
+                                         "the batch will be retried")
+            logger.warning("redshift data api throttled; retrying", extra={"operation": operation, "code": code,
+                                                                           "attempt": attempt + 1, "pause_s": pause})
+            self._sleep(pause)
+            attempt += 1
+
+    def _cancel(self, statement_id: str) -> None:
+        try:
+            self.client.cancel_statement(Id=statement_id)
+        except (ClientError, BotoCoreError) as exc:  # it may have finished meanwhile: the retry is a no-op then
+            logger.warning("could not cancel redshift statement", extra={"statement_id": statement_id,
+                                                                         "error": type(exc).__name__})
+
+
+def _position(sub: dict[str, Any], default: int) -> int:
+    """The 0-based statement index of a sub-statement, from its Id suffix ``:N``."""
+    suffix = str(sub.get("Id", "")).rpartition(":")[2]
+    return int(suffix) - 1 if suffix.isdigit() else default
+
+
+def _row_counts(described: dict[str, Any], count: int) -> list[int]:
+    counts = [0] * count
+    for position, sub in enumerate(described.get("SubStatements") or []):
+        index = _position(sub, position)
+        if 0 <= index < count:
+            counts[index] = max(int(sub.get("ResultRows") or 0), 0)  # -1: not a row-changing statement
+    return counts
+
+
+def _failure(described: dict[str, Any], statements: Sequence[Statement]) -> SinkError:
+    """The error of a FAILED or ABORTED batch, naming the route of the statement that failed."""
+    status, message, statement = described["Status"], described.get("Error") or "", None
+    for position, sub in enumerate(described.get("SubStatements") or []):
+        if sub.get("Status") in ("FAILED", "ABORTED"):
+            index = _position(sub, position)
+            statement = statements[index] if 0 <= index < len(statements) else None
+            message = sub.get("Error") or message
+            break
+    message = message or ("cancelled by a user or by workload management" if status == "ABORTED" else "no message")
+    transient = status == "ABORTED" or bool(_TRANSIENT_MESSAGE.search(message))
+    return statement_error(statement, f"Redshift statement {described['Id']} {status}: {message}", transient)

@@ -1,0 +1,116 @@
+"""What only Redshift writes: its column types and its literals.
+
+Everything else the sink sends is SQL that PostgreSQL reads the same way, which is how the
+tests execute it for real. The pieces here are the ones they stand in for: SUPER (nested
+values and arrays, through ``JSON_PARSE``), VARBYTE (through ``FROM_HEX``), and string
+literals in which a backslash escapes (Redshift's ``QUOTE_LITERAL`` doubles both quotes
+and backslashes; PostgreSQL reads them alike with ``standard_conforming_strings = off``).
+
+Values reach the SQL text only through ``render``: the one place, like psycopg's dumpers,
+where a Python value becomes SQL. The Data API limits a statement to 100 KB, so a batch
+is sent as literals in a few statements rather than as one parameter per value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Callable
+
+from psycopg import sql
+
+from router.attrs import dumps_exact
+from router.types import parse_type
+
+MAX_VARCHAR_BYTES = 65535
+MAX_DECIMAL_PRECISION = 38
+DEFAULT_DECIMAL = (38, 9)  # what a bare `numeric` becomes: dlt's default for Redshift decimals
+VERSION_TYPE = "DECIMAL(38,0)"  # _cdc_version: DynamoDB Streams sequence numbers have 21 to ~30 digits
+MAX_VERSION = 10**38 - 1
+
+Render = Callable[[Any], str]
+
+_TYPES = {
+    "text": f"VARCHAR({MAX_VARCHAR_BYTES})",  # Redshift's TEXT is VARCHAR(256)
+    "smallint": "SMALLINT", "integer": "INTEGER", "bigint": "BIGINT",
+    "real": "REAL", "double precision": "DOUBLE PRECISION", "boolean": "BOOLEAN",
+    "date": "DATE", "timestamp": "TIMESTAMP", "timestamptz": "TIMESTAMPTZ",
+    "uuid": "VARCHAR(36)", "json": "SUPER", "jsonb": "SUPER",
+    "bytea": "VARBYTE",  # 64,000 bytes: more than a 100 KB statement carries in hex
+}
+
+
+def column_type(type_name: str) -> str:
+    """The Redshift type that stores a route's ``type``, as the route's cast produces it."""
+    column = parse_type(type_name)
+    if column.is_array or column.is_json:
+        return "SUPER"  # sets and lists become SUPER arrays
+    if column.base == "varchar":
+        # varchar(n) counts characters (the route's contract); Redshift counts bytes, up to 4 per character
+        return f"VARCHAR({min(4 * (column.length or 1), MAX_VARCHAR_BYTES)})"
+    if column.base == "numeric":
+        precision, scale = (column.precision, column.scale) if column.precision else DEFAULT_DECIMAL
+        return f"DECIMAL({precision},{scale})"
+    return _TYPES[column.base]
+
+
+def quote(text: str) -> str:
+    """A string literal: quotes and backslashes doubled. NUL cannot be stored, so it is refused."""
+    if "\x00" in text:
+        raise ValueError("a NUL (0x00) character cannot be stored in Redshift")
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _moment(value: dt.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc)
+    return quote(value.isoformat(sep=" "))
+
+
+_RENDER: dict[str, Render] = {
+    "smallint": lambda v: str(int(v)), "integer": lambda v: str(int(v)), "bigint": lambda v: str(int(v)),
+    "numeric": lambda v: format(Decimal(v), "f"),  # plain digits: exact, never an exponent
+    "real": lambda v: repr(float(v)), "double precision": lambda v: repr(float(v)),
+    "boolean": lambda v: "TRUE" if v else "FALSE",
+    "date": lambda v: quote(v.isoformat()),
+    "timestamp": _moment, "timestamptz": _moment,
+    "bytea": lambda v: "FROM_HEX(" + quote(bytes(v).hex()) + ")",
+}
+
+
+def _super(value: Any) -> str:
+    return from_json(dumps_exact(value))
+
+
+def from_json(text: str) -> str:
+    """A SUPER value from JSON text."""
+    return "JSON_PARSE(" + quote(text) + ")"
+
+
+def renderer(type_name: str) -> Render:
+    """How a value of ``type_name`` is written as a literal; None becomes NULL."""
+    column = parse_type(type_name)
+    render = _super if column.is_array or column.is_json else _RENDER.get(column.base, lambda v: quote(str(v)))
+    return lambda value: "NULL" if value is None else render(value)
+
+
+def render(value: Any) -> str:
+    """A literal for a value whose type follows from the value (state tables, bookkeeping columns)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return format(Decimal(value), "f")
+    if isinstance(value, dt.datetime):
+        return _moment(value)
+    return quote(str(value))
+
+
+class Rendered(sql.Composable):
+    """SQL text made by this module's renderers, to be composed with ``psycopg.sql``."""
+
+    def as_bytes(self, context: Any = None) -> bytes:
+        return self._obj.encode("utf-8")
+
+
+def literal(value: Any) -> Rendered:
+    return Rendered(render(value))

@@ -1,0 +1,220 @@
+"""The Redshift sink: a batch staged, guarded and applied in one Data API transaction.
+
+``apply`` renders each route's reduced changes as rows of literals, wraps them in the
+statements of ``statements.RouteStatements`` (stage, guard, apply), adds the batch's dead
+letters and now and then a tombstone purge, and sends the list through the transport as one
+BatchExecuteStatement. A change that cannot be sent at all (a row over the Data API's 100 KB
+statement limit, a version over 38 digits) is raised as ``RejectedChangeError`` before
+anything is sent, so that the pipeline dead-letters it or stops the batch there.
+
+A batch larger than one call allows (40 statements of 100 KB) is sent as several calls in
+order, each its own transaction. Should a later one fail, the pipeline retries the sink's
+whole share, and the version guard turns what was already committed into no-ops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import time
+from collections import Counter
+from typing import Any, Callable, Iterator, Sequence
+
+from router import deadline
+from router.attrs import dumps_exact
+from router.log import logger
+from router.model import Route, SinkConfig
+from sinks.base import DELETE, Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, Sink
+from sinks.common import PURGE_EVERY, dead_letter_row, route_stats, storable_json, target_name, written_columns
+from sinks.redshift import dialect, statements
+from sinks.redshift.data_api import DataApiTransport, request_target
+from sinks.redshift.statements import DELETED, UPSERTED, RouteStatements
+from sinks.redshift.transport import MAX_STATEMENT_BYTES, MAX_STATEMENTS, Statement, Transport
+
+ROW_ROOM = MAX_STATEMENT_BYTES - 200  # bytes of rows per staging INSERT, leaving room for its prefix
+MAX_ERROR_CHARS = 2000                # of a dead letter's error (ours: a line naming the column and value)
+MAX_RECORD_SQL = 80_000               # bytes of a dead letter's record literal, so that its row always fits
+
+
+class RedshiftSink(Sink):
+    config_schema = {
+        "workgroup": {"type": "string", "empty": False, "required": True, "excludes": "cluster_identifier"},
+        "cluster_identifier": {"type": "string", "empty": False, "required": True, "excludes": "workgroup"},
+        "database": {"type": "string", "empty": False, "required": True},
+        "secret_arn": {"type": "string", "empty": False, "excludes": "db_user"},
+        "db_user": {"type": "string", "empty": False, "excludes": ["secret_arn", "workgroup"]},
+        "region": {"type": "string", "empty": False},
+        "schema": {"type": "string", "empty": False, "default": "public"},
+        "state_schema": {"type": "string", "empty": False, "default": "cdc_router"},
+        "distribution": {"type": "string", "allowed": ["key", "auto"], "default": "key"},
+        "tombstone_retention_hours": {"type": "integer", "min": 24, "default": 48},
+        "max_wait_seconds": {"type": "integer", "min": 1, "default": 900},
+    }
+    capabilities = Capabilities(
+        max_identifier_bytes=127, merge_strategy="delete-insert",
+        max_decimal_precision=dialect.MAX_DECIMAL_PRECISION, default_decimal=dialect.DEFAULT_DECIMAL,
+        max_text_bytes=dialect.MAX_VARCHAR_BYTES,
+    )
+
+    def __init__(self, config: SinkConfig, routes: Sequence[Route] = (), transport: Transport | None = None,
+                 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)):
+        super().__init__(config, routes)
+        self.now = now  # the batch's time: tombstones, dead letters, soft deletes without a record time
+        options = config.options
+        self.state_schema: str = options.get("state_schema", "cdc_router")
+        self.distribution: str = options.get("distribution", "key")
+        self.transport: Transport = transport or DataApiTransport(
+            request_target(options), name=f"cdc-router:{config.name}", region=options.get("region"),
+            max_wait=float(options.get("max_wait_seconds", 900)))
+        self._rows = {r.name: _Rows(r) for r in routes}
+        self._targets = {r.name: target_name(r) for r in routes}
+        self._last_purge: float | None = None
+
+    # -- apply ----------------------------------------------------------------------------
+
+    def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
+        now = self.now()
+        numbers = itertools.count()  # stage tables are unique within an apply, so calls can share them out
+        groups = [group for batch in batches if batch.changes for group in self._route_groups(batch, numbers, now)]
+        letters = [letter for batch in batches for letter in batch.dead_letters]
+        if letters:
+            groups.append(self._dead_letter_group(letters, next(numbers), now))
+        purge_due = self._last_purge is None or time.monotonic() - self._last_purge > PURGE_EVERY
+        if purge_due:
+            hours = self.config.options.get("tombstone_retention_hours", 48)
+            groups.append([statements.purge_statement(self.state_schema, now - dt.timedelta(hours=hours))])
+        counts = self._execute(_calls(groups))
+        if purge_due:
+            self._last_purge = time.monotonic()
+        return {batch.route.name: route_stats(batch.changes, counts[(batch.route.name, UPSERTED)],
+                                              counts[(batch.route.name, DELETED)])
+                for batch in batches if batch.changes}
+
+    def _execute(self, calls: list[list[Statement]]) -> Counter[tuple[str | None, str]]:
+        if len(calls) > 1:
+            logger.warning("redshift statements split into several transactions (Data API limits)",
+                           extra={"sink": self.name, "calls": len(calls)})
+        counts: Counter[tuple[str | None, str]] = Counter()
+        for call in calls:
+            for statement, rows in zip(call, self.transport.execute(call, deadline.current())):
+                if statement.counts:
+                    counts[(statement.route, statement.counts)] += rows
+        return counts
+
+    def _route_groups(self, batch: RouteBatch, numbers: Iterator[int], now: dt.datetime) -> list[list[Statement]]:
+        """The route's statements: as many stage tables as the Data API's limits require (usually one)."""
+        route = batch.route
+        chunks = _chunks([(change, self._rows[route.name].row(change, now)) for change in batch.changes])
+        groups: list[list[Statement]] = []
+        while chunks:
+            stage = f"_cdc_stage_{next(numbers)}"
+            parts = RouteStatements(route, self.state_schema, stage, self._targets[route.name], now)
+            apply = parts.apply()
+            room = MAX_STATEMENTS - 1 - len(apply)
+            inserts = [Statement(statements.insert_prefix(stage) + chunk, route.name) for chunk in chunks[:room]]
+            groups.append([parts.create(), *inserts, *apply])
+            chunks = chunks[room:]
+        return groups
+
+    def _dead_letter_group(self, letters: Sequence[DeadLetter], number: int, now: dt.datetime) -> list[Statement]:
+        stage = f"_cdc_dead_letters_{number}"
+        create, apply = statements.dead_letter_statements(self.state_schema, stage, now)
+        rows = _chunks([(None, self._dead_letter(letter)) for letter in letters])
+        return [create, *(Statement(statements.insert_prefix(stage) + chunk) for chunk in rows), *apply]
+
+    def _dead_letter(self, letter: DeadLetter) -> str:
+        row = dead_letter_row(letter, self._targets[letter.route.name])
+        sequence = row["sequence_number"]
+        row["sequence_number"] = int(sequence) if sequence and int(sequence) <= dialect.MAX_VERSION else None
+        row["error"] = row["error"][:MAX_ERROR_CHARS]
+        text = row.pop("record")
+        record = dialect.from_json(text)
+        if len(text.encode("utf-8")) > dialect.MAX_VARCHAR_BYTES or len(record.encode("utf-8")) > MAX_RECORD_SQL:
+            record = dialect.from_json(storable_json(_identity(letter.record.raw)))  # JSON_PARSE reads a VARCHAR
+        return "(" + ", ".join([dialect.render(value) for value in row.values()] + [record]) + ")"
+
+    # -- DDL ------------------------------------------------------------------------------
+
+    def ddl(self, route: Route) -> list[str]:
+        return [statement.as_string(None) for statement in statements.route_ddl(route, self.distribution)]
+
+    def state_ddl(self) -> list[str]:
+        return [statement.as_string(None) for statement in statements.state_ddl(self.state_schema, self.distribution)]
+
+    def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
+        """Create the state tables and the target tables of ``routes`` (default: all of this sink's)."""
+        ddl = {sql: None for sql in self.state_ddl()}
+        for route in routes or self.routes:
+            ddl.update({sql: route.name for sql in self.ddl(route) if sql not in ddl})
+        self._execute(_calls([[Statement(sql, route)] for sql, route in ddl.items()]))
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class _Rows:
+    """A route's changes as rows of the stage table: its columns, then v, o, t, k (see statements)."""
+
+    def __init__(self, route: Route):
+        self.columns = [name for name, _ in written_columns(route)]
+        self.renders = [dialect.renderer(type_name) for _, type_name in written_columns(route)]
+        self.hard = route.deletes == "hard"
+
+    def row(self, change: Change, now: dt.datetime) -> str:
+        if change.version > dialect.MAX_VERSION:
+            raise RejectedChangeError(f"version {change.version} has more than 38 digits: it does not fit "
+                                      f"Redshift's {dialect.VERSION_TYPE}", change)
+        try:
+            values = [render(change.row.get(name)) for name, render in zip(self.columns, self.renders)]
+        except (ValueError, TypeError) as exc:  # a NUL character; a value its column type cannot hold
+            raise RejectedChangeError(f"cannot be written to Redshift: {exc}", change) from None
+        values += [str(change.version), dialect.quote("d" if change.op == DELETE else "u"),
+                   dialect.render(change.time or now), dialect.render(_key_text(change.key) if self.hard else None)]
+        return "(" + ", ".join(values) + ")"
+
+
+def _key_text(key: tuple[Any, ...]) -> str:
+    """A key as the text of its tombstone: exact JSON, times in UTC."""
+    return dumps_exact([value.astimezone(dt.timezone.utc) if isinstance(value, dt.datetime) and value.tzinfo
+                        else value for value in key])
+
+
+def _identity(raw: Any) -> dict[str, Any]:
+    """What identifies a stream record, for a dead letter whose full record is too large to store."""
+    body = raw.get("dynamodb") if isinstance(raw, dict) else None
+    body = body if isinstance(body, dict) else {}
+    return {"eventID": raw.get("eventID") if isinstance(raw, dict) else None,
+            "eventSourceARN": raw.get("eventSourceARN") if isinstance(raw, dict) else None,
+            "dynamodb": {"Keys": body.get("Keys"), "SequenceNumber": body.get("SequenceNumber")},
+            "truncated": "the record was larger than Redshift's 65535-byte limit for JSON_PARSE"}
+
+
+def _chunks(rows: list[tuple[Change | None, str]]) -> list[str]:
+    """Rows joined into as few VALUES lists as the Data API's statement size allows."""
+    chunks: list[list[str]] = []
+    size = ROW_ROOM
+    for change, text in rows:
+        try:
+            length = len(text.encode("utf-8")) + 2
+        except UnicodeEncodeError:
+            raise RejectedChangeError("cannot be written to Redshift: not valid UTF-8 (unpaired surrogate)",
+                                      change) from None
+        if length > ROW_ROOM:
+            raise RejectedChangeError(f"its row is {length} bytes of SQL, over the Data API's "
+                                      f"{MAX_STATEMENT_BYTES}-byte statement limit", change)
+        if size + length > ROW_ROOM:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(text)
+        size += length
+    return [", ".join(chunk) for chunk in chunks]
+
+
+def _calls(groups: list[list[Statement]]) -> list[list[Statement]]:
+    """Groups (each complete in itself) packed in order into calls of at most MAX_STATEMENTS."""
+    calls: list[list[Statement]] = []
+    for group in groups:
+        if not calls or len(calls[-1]) + len(group) > MAX_STATEMENTS:
+            calls.append([])
+        calls[-1].extend(group)
+    return calls

@@ -1,0 +1,208 @@
+"""SQL for the Redshift sink, composed with ``psycopg.sql`` and returned as data.
+
+Redshift has no ON CONFLICT, does not enforce primary keys, and its MERGE refuses a
+source with two rows for one key. So a route's share of a batch (already reduced to one
+change per key) is applied in one transaction as:
+
+1. stage: a temporary table receives the changes (``INSERT ... VALUES`` of literals);
+2. guard: staged changes not newer than the stored row's ``_cdc_version`` (or, under
+   ``deletes: hard``, than the key's tombstone) are removed from the stage: they are stale;
+3. apply: what is left replaces rows unconditionally: deleted target rows, then the new
+   rows inserted; soft deletes mark rows; hard deletes replace the key's tombstone.
+
+Every statement here is in the subset PostgreSQL shares with Redshift (temporary tables,
+``DELETE ... USING``, ``UPDATE ... FROM``, ``INSERT ... SELECT``, LEFT JOIN); the target table
+is referred to by its bare name because Redshift allows no alias on a DELETE or UPDATE
+target. Redshift-only syntax lives in ``dialect`` (types, literals) and in ``table_layout``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from psycopg import sql
+
+from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
+from sinks.common import DEAD_LETTERS, TOMBSTONES, create_schema, written_columns
+from sinks.redshift import dialect
+from sinks.redshift.transport import Statement
+
+UPSERTED, DELETED = "upserted", "deleted"  # what a statement's row count adds to the route's stats
+_VERSION, _DELETED = sql.Identifier(VERSION_COLUMN), sql.Identifier(DELETED_COLUMN)
+_BOOKKEEPING = [("v", dialect.VERSION_TYPE + " NOT NULL"), ("o", "CHAR(1) NOT NULL"),  # version, u(psert) | d(elete)
+                ("t", "TIMESTAMPTZ"),                                                 # change time (soft deletes)
+                ("k", f"VARCHAR({dialect.MAX_VARCHAR_BYTES})")]                       # key as text (tombstones)
+DEAD_LETTER_COLUMNS = [("route", "VARCHAR(1024)"), ("source_table", "VARCHAR(1024)"), ("target", "VARCHAR(1024)"),
+                       ("sequence_number", dialect.VERSION_TYPE), ("event_id", "VARCHAR(1024)"),
+                       ("error", f"VARCHAR({dialect.MAX_VARCHAR_BYTES})"), ("record", "SUPER")]
+
+
+def stage_types(route: Route) -> list[str]:
+    """Types of a route's staged columns, in ``written_columns`` order (c0, c1, ...)."""
+    return [dialect.column_type(type_name) for _, type_name in written_columns(route)]
+
+
+def _create_temp(stage: sql.Identifier, columns: list[tuple[str, str]]) -> str:
+    fields = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_name))
+                                for name, type_name in columns)
+    return sql.SQL("CREATE TEMP TABLE {} ({})").format(stage, fields).as_string(None)
+
+
+def insert_prefix(stage: str) -> str:
+    """The start of a staging INSERT; rendered rows ``(...), (...)`` follow it."""
+    return sql.SQL("INSERT INTO {} VALUES ").format(sql.Identifier(stage)).as_string(None)
+
+
+class RouteStatements:
+    """The statements that apply one route's staged changes, for one stage table name."""
+
+    def __init__(self, route: Route, state_schema: str, stage: str, target: str, now: dt.datetime):
+        self.route, self.stage, self.now = route, sql.Identifier(stage), dialect.literal(now)
+        self.table, self.bare = sql.Identifier(route.schema, route.table), sql.Identifier(route.table)
+        self.tombstones = sql.Identifier(state_schema, TOMBSTONES)
+        self.columns = [name for name, _ in written_columns(route)]
+        self.fields = [sql.SQL("{}.{}").format(self.stage, sql.Identifier(f"c{i}")) for i in range(len(self.columns))]
+        self.target = dialect.literal(target)
+
+    def create(self) -> Statement:
+        fields = [(f"c{i}", type_name) for i, type_name in enumerate(stage_types(self.route))]
+        return Statement(_create_temp(self.stage, fields + _BOOKKEEPING), self.route.name)
+
+    def apply(self) -> list[Statement]:
+        """Guard, then apply; in this order, because each step relies on the one before."""
+        hard, soft = self.route.deletes == "hard", self.route.deletes == "soft"
+        steps = [(self._stale_against_rows(), None)]
+        if hard:
+            steps += [(self._stale_against_tombstones(), None), (self._delete("d"), DELETED)]
+        if soft:
+            steps += [(self._mark_deleted(), DELETED), (self._insert_deleted(), DELETED)]
+        steps += [(self._delete("u"), None), (self._insert_rows(), UPSERTED)]
+        if hard:
+            steps += [(self._clear_tombstones(), None), (self._write_tombstones(), None)]
+        return [Statement(statement.as_string(None), self.route.name, counts) for statement, counts in steps]
+
+    # -- pieces ---------------------------------------------------------------------------
+
+    def _col(self, name: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(self.bare, sql.Identifier(name))
+
+    def _staged(self, name: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(self.stage, sql.Identifier(name))
+
+    def _match(self) -> sql.Composable:
+        return sql.SQL(" AND ").join(sql.SQL("{} = {}").format(self._col(k), self.fields[self.columns.index(k)])
+                                     for k in self.route.key)
+
+    def _is(self, op: str) -> sql.Composed:
+        return sql.SQL("{} = {}").format(self._staged("o"), dialect.literal(op))
+
+    def _tombstone_of_staged(self) -> sql.Composed:
+        return sql.SQL("{0}.\"target\" = {1} AND {0}.\"key\" = {2}").format(
+            sql.Identifier(TOMBSTONES), self.target, self._staged("k"))
+
+    def _stale_against_rows(self) -> sql.Composed:
+        return sql.SQL("DELETE FROM {} USING {} WHERE {} AND {} >= {}").format(
+            self.stage, self.table, self._match(), self._col(VERSION_COLUMN), self._staged("v"))
+
+    def _stale_against_tombstones(self) -> sql.Composed:
+        return sql.SQL("DELETE FROM {} USING {} WHERE {} AND {}.\"version\" >= {}").format(
+            self.stage, self.tombstones, self._tombstone_of_staged(), sql.Identifier(TOMBSTONES), self._staged("v"))
+
+    def _delete(self, op: str) -> sql.Composed:
+        return sql.SQL("DELETE FROM {} USING {} WHERE {} AND {}").format(self.table, self.stage, self._match(),
+                                                                         self._is(op))
+
+    def _insert_rows(self) -> sql.Composed:
+        return sql.SQL("INSERT INTO {} ({}, {}) SELECT {}, {} FROM {} WHERE {}").format(
+            self.table, sql.SQL(", ").join(map(sql.Identifier, self.columns)), _VERSION,
+            sql.SQL(", ").join(self.fields), self._staged("v"), self.stage, self._is("u"))
+
+    def _mark_deleted(self) -> sql.Composed:
+        return sql.SQL("UPDATE {} SET {} = {}, {} = {} FROM {} WHERE {} AND {}").format(
+            self.table, _VERSION, self._staged("v"), _DELETED, self._staged("t"), self.stage, self._match(),
+            self._is("d"))
+
+    def _insert_deleted(self) -> sql.Composed:
+        """A soft delete of a row never seen: the key, marked deleted (as the Postgres sink does)."""
+        keys = [self.fields[self.columns.index(k)] for k in self.route.key]
+        return sql.SQL("INSERT INTO {} ({}, {}, {}) SELECT {}, {}, {} FROM {} LEFT JOIN {} ON {} "
+                       "WHERE {} AND {} IS NULL").format(
+            self.table, sql.SQL(", ").join(map(sql.Identifier, self.route.key)), _VERSION, _DELETED,
+            sql.SQL(", ").join(keys), self._staged("v"), self._staged("t"), self.stage, self.table, self._match(),
+            self._is("d"), self._col(self.route.key[0]))
+
+    def _clear_tombstones(self) -> sql.Composed:
+        return sql.SQL("DELETE FROM {} USING {} WHERE {} AND {}").format(
+            self.tombstones, self.stage, self._tombstone_of_staged(), self._is("d"))
+
+    def _write_tombstones(self) -> sql.Composed:
+        """Stamped with the batch's time, as the Postgres sink does: the purge counts from the write."""
+        return sql.SQL('INSERT INTO {} ("target", "key", "version", "deleted_at") SELECT {}, {}, {}, {} '
+                       "FROM {} WHERE {}").format(
+            self.tombstones, self.target, self._staged("k"), self._staged("v"), self.now, self.stage, self._is("d"))
+
+
+def dead_letter_statements(state_schema: str, stage: str, now: dt.datetime) -> tuple[Statement, list[Statement]]:
+    """Stage, then keep only letters not stored yet (Redshift has no unique constraint), then insert."""
+    staged, table = sql.Identifier(stage), sql.Identifier(state_schema, DEAD_LETTERS)
+    names = [name for name, _ in DEAD_LETTER_COLUMNS]
+    same = sql.SQL(" AND ").join(sql.SQL("{}.{} = {}.{}").format(sql.Identifier(DEAD_LETTERS), sql.Identifier(n),
+                                                                 staged, sql.Identifier(n))
+                                 for n in ("route", "source_table", "sequence_number"))
+    columns = sql.SQL(", ").join(map(sql.Identifier, names))
+    steps = [
+        sql.SQL("DELETE FROM {} USING {} WHERE {}").format(staged, table, same),
+        sql.SQL('INSERT INTO {} ({}, "failed_at") SELECT {}, {} FROM {}').format(
+            table, columns, columns, dialect.literal(now), staged),
+    ]
+    return (Statement(_create_temp(staged, DEAD_LETTER_COLUMNS)),
+            [Statement(step.as_string(None)) for step in steps])
+
+
+def purge_statement(state_schema: str, before: dt.datetime) -> Statement:
+    return Statement(sql.SQL('DELETE FROM {} WHERE "deleted_at" < {}').format(
+        sql.Identifier(state_schema, TOMBSTONES), dialect.literal(before)).as_string(None))
+
+
+# -- DDL -------------------------------------------------------------------------------
+
+
+def table_layout(keys: list[str], distribution: str) -> sql.Composable:
+    """Redshift's table attributes: distribute on the first key column and sort on the key,
+    so that the per-batch joins on the key are co-located and range-restricted. ``auto``
+    leaves both to Redshift's automatic table optimization (and writes standard SQL)."""
+    if distribution != "key":
+        return sql.SQL("")
+    return sql.SQL(" DISTKEY ({}) SORTKEY ({})").format(
+        sql.Identifier(keys[0]), sql.SQL(", ").join(map(sql.Identifier, keys)))
+
+
+def _create_table(table: sql.Identifier, columns: list[tuple[str, str]], key: list[str],
+                  distribution: str) -> sql.Composed:
+    lines = [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_name)) for name, type_name in columns]
+    lines.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, key))))
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n){}").format(
+        table, sql.SQL(",\n    ").join(lines), table_layout(key, distribution))
+
+
+def route_ddl(route: Route, distribution: str) -> list[sql.Composed]:
+    columns = [(name, type_name + (" NOT NULL" if name in route.key else ""))
+               for (name, _), type_name in zip(written_columns(route), stage_types(route))]
+    columns.append((VERSION_COLUMN, dialect.VERSION_TYPE + " NOT NULL"))
+    if route.deletes == "soft":
+        columns.append((DELETED_COLUMN, "TIMESTAMPTZ"))
+    table = _create_table(sql.Identifier(route.schema, route.table), columns, list(route.key), distribution)
+    return ([] if route.schema == "public" else [create_schema(route.schema)]) + [table]
+
+
+def state_ddl(state_schema: str, distribution: str) -> list[sql.Composed]:
+    tombstones = [("target", "VARCHAR(1024) NOT NULL"), ("key", f"VARCHAR({dialect.MAX_VARCHAR_BYTES}) NOT NULL"),
+                  ("version", dialect.VERSION_TYPE + " NOT NULL"), ("deleted_at", "TIMESTAMPTZ NOT NULL")]
+    letters = DEAD_LETTER_COLUMNS + [("failed_at", "TIMESTAMPTZ NOT NULL")]
+    return [
+        create_schema(state_schema),
+        _create_table(sql.Identifier(state_schema, TOMBSTONES), tombstones, ["target", "key"], distribution),
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)").format(
+            sql.Identifier(state_schema, DEAD_LETTERS),
+            sql.SQL(",\n    ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in letters)),
+    ]
