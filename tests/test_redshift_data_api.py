@@ -1,0 +1,245 @@
+"""The Data API transport, request by request, against botocore's Stubber.
+
+The Stubber checks each request's parameters against the ones expected (and both against
+the service model) and answers with the given response; time is a fake clock, so polling
+and backoff are asserted without waiting. The SQL itself is proven on PostgreSQL elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from factories import Stream, event
+from router import deadline
+from router.config import parse_config
+from router.pipeline import Pipeline
+from sinks.redshift import RedshiftSink
+from sinks.redshift.data_api import DataApiTransport, request_target
+
+CONFIG = """
+version: 1
+sinks:
+  warehouse:
+    type: redshift
+    workgroup: analytics
+    database: dev
+    secret_arn: arn:aws:secretsmanager:us-east-1:123456789012:secret:warehouse-AbCdEf
+routes:
+  employees:
+    source: Employees
+    sink: warehouse
+    table: public.Employees
+    key: [Id]
+    columns:
+      Id:         {from: Id, type: bigint}
+      Name:       {from: empName, type: varchar(20), fallback: NA}
+      Department: {from: empDepartment, type: varchar(10), fallback: NA}
+"""
+NOW = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+STATEMENT_ID = str(uuid.UUID(int=1))
+TARGET = {"WorkgroupName": "analytics", "Database": "dev",
+          "SecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:warehouse-AbCdEf"}
+SUBMIT = {"Sqls": ANY, "ClientToken": "token-1", "StatementName": "cdc-router:warehouse", **TARGET}
+SUBMITTED = {"Id": STATEMENT_ID, "CreatedAt": NOW, "Database": "dev", "WorkgroupName": "analytics"}
+# One insert and one delete of the Employees route, hard deletes: the statements of one BatchExecuteStatement.
+STATEMENTS = [
+    'CREATE TEMP TABLE "_cdc_stage_0" ("c0" BIGINT, "c1" VARCHAR(80), "c2" VARCHAR(40), '
+    '"v" DECIMAL(38,0) NOT NULL, "o" CHAR(1) NOT NULL, "t" TIMESTAMPTZ, "k" VARCHAR(65535))',
+    'INSERT INTO "_cdc_stage_0" VALUES '
+    "(2001, 'Akua', 'AnyDept', 100000000000000000000, 'u', '2023-11-14 22:13:20+00:00', '[2001]'), "
+    "(7, NULL, NULL, 100000000000000000100, 'd', '2023-11-14 22:13:20+00:00', '[7]')",
+    'DELETE FROM "_cdc_stage_0" USING "public"."Employees" WHERE "Employees"."Id" = "_cdc_stage_0"."c0" '
+    'AND "Employees"."_cdc_version" >= "_cdc_stage_0"."v"',
+    'DELETE FROM "_cdc_stage_0" USING "cdc_router"."tombstones" WHERE "tombstones"."target" = \'"public"."Employees"\' '
+    'AND "tombstones"."key" = "_cdc_stage_0"."k" AND "tombstones"."version" >= "_cdc_stage_0"."v"',
+    'DELETE FROM "public"."Employees" USING "_cdc_stage_0" WHERE "Employees"."Id" = "_cdc_stage_0"."c0" '
+    "AND \"_cdc_stage_0\".\"o\" = 'd'",
+    'DELETE FROM "public"."Employees" USING "_cdc_stage_0" WHERE "Employees"."Id" = "_cdc_stage_0"."c0" '
+    "AND \"_cdc_stage_0\".\"o\" = 'u'",
+    'INSERT INTO "public"."Employees" ("Id", "Name", "Department", "_cdc_version") SELECT "_cdc_stage_0"."c0", '
+    '"_cdc_stage_0"."c1", "_cdc_stage_0"."c2", "_cdc_stage_0"."v" FROM "_cdc_stage_0" WHERE "_cdc_stage_0"."o" = \'u\'',
+    'DELETE FROM "cdc_router"."tombstones" USING "_cdc_stage_0" WHERE "tombstones"."target" = \'"public"."Employees"\' '
+    "AND \"tombstones\".\"key\" = \"_cdc_stage_0\".\"k\" AND \"_cdc_stage_0\".\"o\" = 'd'",
+    'INSERT INTO "cdc_router"."tombstones" ("target", "key", "version", "deleted_at") SELECT \'"public"."Employees"\', '
+    '"_cdc_stage_0"."k", "_cdc_stage_0"."v", \'2024-01-02 03:04:05+00:00\' FROM "_cdc_stage_0" '
+    "WHERE \"_cdc_stage_0\".\"o\" = 'd'",
+    'DELETE FROM "cdc_router"."tombstones" WHERE "deleted_at" < \'2023-12-31 03:04:05+00:00\'',
+]
+
+
+class FakeTime:
+    """A monotonic clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class Warehouse:
+    """A pipeline whose Redshift sink talks to a stubbed ``redshift-data`` client."""
+
+    def __init__(self, text: str = CONFIG):
+        config = parse_config(text, "tables.yaml")
+        options = config.sinks["warehouse"].options
+        self.client = boto3.client("redshift-data", region_name="us-east-1")
+        self.stubber, self.time = Stubber(self.client), FakeTime()
+        self.transport = DataApiTransport(request_target(options), name="cdc-router:warehouse", client=self.client,
+                                          sleep=self.time.sleep, clock=self.time.monotonic, new_token=lambda: "token-1")
+        sink = RedshiftSink(config.sinks["warehouse"], list(config.routes.values()), self.transport, now=lambda: NOW)
+        self.pipeline = Pipeline(config, {"warehouse": sink})
+        stream = Stream("Employees")
+        self.records = [stream.insert({"Id": 2001, "empName": "Akua", "empDepartment": "AnyDept"}),
+                        stream.remove({"Id": 7})]
+
+    def describes(self, *statuses: str, **final: Any) -> None:
+        for status in statuses:
+            response = {"Id": STATEMENT_ID, "Status": status, **(final if status == statuses[-1] else {})}
+            self.stubber.add_response("describe_statement", response, {"Id": STATEMENT_ID})
+
+    def process(self, remaining: float | None = None) -> Any:
+        with self.stubber, deadline.until(None if remaining is None else self.time.now + remaining):
+            result = self.pipeline.process(event(self.records))
+        self.stubber.assert_no_pending_responses()
+        return result
+
+
+def sub_statements(failed: int | None = None, status: str = "FAILED", error: str = "") -> list[dict[str, Any]]:
+    """Sub-statement 7 (the INSERT of new rows) wrote one row; or statement ``failed`` (1-based) failed."""
+    subs = []
+    for number in range(1, len(STATEMENTS) + 1):
+        sub = {"Id": f"{STATEMENT_ID}:{number}", "Status": "FINISHED", "ResultRows": 1 if number == 7 else 0}
+        if failed is not None and number >= failed:
+            sub = {"Id": f"{STATEMENT_ID}:{number}", "Status": status if number == failed else "ABORTED"}
+            if number == failed and error:
+                sub["Error"] = error
+        subs.append(sub)
+    return subs
+
+
+def test_a_batch_is_one_batch_execute_statement_polled_to_the_end() -> None:
+    warehouse = Warehouse()
+    warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, {**SUBMIT, "Sqls": STATEMENTS})
+    warehouse.describes("SUBMITTED", "STARTED", "FINISHED", SubStatements=sub_statements())
+    result = warehouse.process(remaining=60)
+    assert result.response == {"batchItemFailures": []}
+    stats = result.stats["employees"]
+    assert (stats.upserted, stats.stale, stats.deleted) == (1, 0, 0)  # from the sub-statements' ResultRows
+    assert warehouse.time.sleeps == [0.05, 0.1, 0.2]  # polls back off, doubling
+
+
+def test_a_failed_statement_names_the_route_and_carries_redshifts_message() -> None:
+    warehouse = Warehouse()
+    warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, SUBMIT)
+    message = "ERROR: value too long for type character varying(80)"
+    warehouse.describes("STARTED", "FAILED", Error=message, SubStatements=sub_statements(7, error=message))
+    result = warehouse.process(remaining=60)
+    # the whole batch is reported from its first record: nothing of it was committed
+    assert result.response == {"batchItemFailures": [{"itemIdentifier": str(10**20)}]}
+    assert result.failure.reason == (f"sink 'warehouse': route 'employees': Redshift statement {STATEMENT_ID} "
+                                     f"FAILED: {message}")
+    assert result.failure.transient is False
+
+
+def test_a_concurrent_writer_conflict_is_transient() -> None:
+    warehouse = Warehouse()
+    warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, SUBMIT)
+    message = "ERROR: 1023 DETAIL: Serializable isolation violation on table - 123, transactions forming the cycle"
+    warehouse.describes("FAILED", Error=message, SubStatements=sub_statements(5, error=message))
+    result = warehouse.process(remaining=60)
+    assert result.failure.transient is True and message in result.failure.reason
+
+
+def test_an_aborted_statement_is_transient_and_names_the_route() -> None:
+    warehouse = Warehouse()
+    warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, SUBMIT)
+    warehouse.describes("PICKED", "ABORTED", SubStatements=sub_statements(3, status="ABORTED"))
+    result = warehouse.process(remaining=60)
+    assert result.failure.reason == (f"sink 'warehouse': route 'employees': Redshift statement {STATEMENT_ID} ABORTED: "
+                                     "cancelled by a user or by workload management")
+    assert result.failure.transient is True
+
+
+def test_a_statement_still_running_near_the_deadline_is_cancelled() -> None:
+    warehouse = Warehouse()
+    warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, SUBMIT)
+    warehouse.describes("STARTED", "STARTED")
+    warehouse.stubber.add_response("cancel_statement", {"Status": True}, {"Id": STATEMENT_ID})
+    # GIVEN 3.3 s left: the transport keeps 3 s to report the batch, so it may wait 0.3 s
+    result = warehouse.process(remaining=3.3)
+    assert warehouse.time.sleeps == [0.05, 0.1]  # the next poll (0.2 s) would pass the 0.3 s
+    assert result.failure.transient is True
+    assert "had not finished 3s before the Lambda deadline; cancelled" in result.failure.reason
+    assert result.response == {"batchItemFailures": [{"itemIdentifier": str(10**20)}]}
+
+
+def test_nothing_is_started_too_close_to_the_deadline() -> None:
+    warehouse = Warehouse()  # no response queued: any request would fail the test
+    result = warehouse.process(remaining=2.5)
+    assert result.failure.transient is True and "too close to the Lambda deadline" in result.failure.reason
+
+
+def test_throttling_is_retried_with_backoff_and_the_same_client_token() -> None:
+    warehouse = Warehouse()
+    for _ in range(2):
+        warehouse.stubber.add_client_error("batch_execute_statement", "ThrottlingException", "Rate exceeded", 400,
+                                           expected_params=SUBMIT)
+    warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, SUBMIT)
+    warehouse.stubber.add_client_error("describe_statement", "ThrottlingException", "Rate exceeded", 400,
+                                       expected_params={"Id": STATEMENT_ID})
+    warehouse.describes("FINISHED", SubStatements=sub_statements())
+    assert warehouse.process(remaining=60).response == {"batchItemFailures": []}
+    backoff = warehouse.time.sleeps
+    # two submissions backed off (0.2 then 0.4 s, with jitter), a poll, then the throttled describe backed off
+    assert 0.1 <= backoff[0] <= 0.2 and 0.2 <= backoff[1] <= 0.4 and backoff[2] == 0.05 and 0.1 <= backoff[3] <= 0.2
+
+
+def test_throttling_until_the_deadline_fails_the_batch_for_retry() -> None:
+    warehouse = Warehouse()
+    for _ in range(3):
+        warehouse.stubber.add_client_error("batch_execute_statement", "ActiveStatementsExceededException",
+                                           "too many active statements", 400, expected_params=SUBMIT)
+    result = warehouse.process(remaining=3.7)  # 0.7 s to wait: 0.2 + 0.4 fit, 0.8 does not
+    assert result.failure.transient is True
+    assert "still throttled (ActiveStatementsExceededException) at the deadline" in result.failure.reason
+
+
+def test_a_refused_request_is_not_retried() -> None:
+    warehouse = Warehouse()
+    warehouse.stubber.add_client_error("batch_execute_statement", "ValidationException",
+                                       "Cannot process query string larger than 100kB", 400, expected_params=SUBMIT)
+    result = warehouse.process()
+    assert result.failure.reason == ("sink 'warehouse': redshift: Data API batch_execute_statement refused: "
+                                     "ValidationException: Cannot process query string larger than 100kB")
+    assert result.failure.transient is False
+
+
+@pytest.mark.parametrize("options, target", [
+    # provisioned cluster, temporary credentials for a database user
+    ("cluster_identifier: reporting\n    db_user: loader",
+     {"ClusterIdentifier": "reporting", "DbUser": "loader", "Database": "dev"}),
+    # provisioned cluster, the caller's IAM identity
+    ("cluster_identifier: reporting", {"ClusterIdentifier": "reporting", "Database": "dev"}),
+    # Serverless, the caller's IAM identity
+    ("workgroup: analytics", {"WorkgroupName": "analytics", "Database": "dev"}),
+])
+def test_each_way_to_connect_sends_its_parameters(options: str, target: dict[str, str]) -> None:
+    text = CONFIG.replace("workgroup: analytics", options).replace(
+        "    secret_arn: arn:aws:secretsmanager:us-east-1:123456789012:secret:warehouse-AbCdEf\n", "")
+    warehouse = Warehouse(text)
+    warehouse.stubber.add_response("batch_execute_statement", SUBMITTED,
+                                   {"Sqls": ANY, "ClientToken": "token-1", "StatementName": "cdc-router:warehouse",
+                                    **target})
+    warehouse.describes("FINISHED", SubStatements=sub_statements())
+    assert warehouse.process().response == {"batchItemFailures": []}
