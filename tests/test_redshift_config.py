@@ -1,0 +1,131 @@
+"""tables.yaml with Redshift sinks: what loads, what is refused (and how it reads), and a route
+moved from Aurora to the warehouse by one line."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import pytest
+
+from router.config import parse_config
+from router.errors import ConfigError
+from sinks.redshift import RedshiftSink
+from test_sink_convergence import ONE_ROUTE
+
+CONFIG = """
+version: 1
+sinks:
+  aurora:
+    type: postgres
+    dsn: postgresql://localhost/test
+  warehouse:
+    type: redshift
+{options}
+routes:
+  r:
+    source: T
+    sink: {sink}
+    table: t
+    key: [id]
+    columns:
+      id: {{type: bigint}}
+{columns}
+"""
+SERVERLESS = "    workgroup: analytics\n    database: dev"
+
+
+def load(options: str = SERVERLESS, sink: str = "warehouse", columns: str = "", more: str = "") -> None:
+    parse_config(CONFIG.format(options=options, sink=sink, columns=columns) + more, "tables.yaml")
+
+
+@pytest.mark.parametrize("options, sink, columns, errors", [
+    # neither Serverless nor provisioned
+    ("    database: dev", "warehouse", "", [
+        "tables.yaml: sinks.warehouse.cluster_identifier: required key is missing",
+        "tables.yaml: sinks.warehouse.workgroup: required key is missing"]),
+    # both
+    (SERVERLESS + "\n    cluster_identifier: reporting", "warehouse", "", [
+        "tables.yaml: sinks.warehouse.cluster_identifier: 'workgroup' must not be present with 'cluster_identifier'",
+        "tables.yaml: sinks.warehouse.workgroup: 'cluster_identifier' must not be present with 'workgroup'"]),
+    # db_user is for provisioned clusters only
+    (SERVERLESS + "\n    db_user: loader", "warehouse", "", [
+        "tables.yaml: sinks.warehouse.db_user: 'secret_arn', 'workgroup' must not be present with 'db_user'"]),
+    ("    workgroup: analytics", "warehouse", "", ["tables.yaml: sinks.warehouse.database: required key is missing"]),
+    (SERVERLESS + "\n    distribution: even", "warehouse", "", [
+        "tables.yaml: sinks.warehouse.distribution: invalid value 'even' (allowed: key, auto)"]),
+    # DECIMAL holds 38 digits on Redshift
+    (SERVERLESS, "warehouse", '      amount: {type: "numeric(50,2)"}', [
+        "tables.yaml: routes.r.columns.amount.type: invalid type 'numeric(50,2)': this sink stores at most 38 digits "
+        "(numeric(p,s) with p <= 38)"]),
+    # identifiers: 127 bytes on Redshift
+    (SERVERLESS, "warehouse", f"      {'c' * 128}: {{type: text}}", [
+        f"tables.yaml: routes.r.columns.{'c' * 128}: identifier '{'c' * 128}' is 128 bytes long "
+        "(at most 127 allowed by the sink)"]),
+    # ... 63 on Postgres
+    (SERVERLESS, "aurora", f"      {'c' * 100}: {{type: text}}", [
+        f"tables.yaml: routes.r.columns.{'c' * 100}: identifier '{'c' * 100}' is 100 bytes long "
+        "(at most 63 allowed by the sink)"]),
+])
+def test_invalid_redshift_configs(options: str, sink: str, columns: str, errors: list[str]) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load(options, sink, columns)
+    assert raised.value.errors == errors
+
+
+@pytest.mark.parametrize("options", [
+    SERVERLESS,
+    SERVERLESS + "\n    secret_arn: arn:aws:secretsmanager:us-east-1:123456789012:secret:rs",
+    "    cluster_identifier: reporting\n    database: dev\n    db_user: loader",
+    "    cluster_identifier: reporting\n    database: dev",
+])
+def test_valid_ways_to_connect(options: str) -> None:
+    load(options, columns=f"      {'c' * 100}: {{type: numeric}}")  # 100 bytes: fine on Redshift
+
+
+SECOND_ROUTE = """
+  r2:
+    source: T2
+    sink: {sink}
+    table: t
+    key: [id]
+    columns:
+      id: {{type: bigint}}
+      b: {{type: text}}
+"""
+
+
+def test_routes_sharing_a_warehouse_table_write_the_same_columns() -> None:
+    # Postgres updates each route's columns in place; Redshift replaces whole rows
+    load(sink="aurora", columns="      a: {type: text}", more=SECOND_ROUTE.format(sink="aurora"))
+    with pytest.raises(ConfigError) as raised:
+        load(columns="      a: {type: text}", more=SECOND_ROUTE.format(sink="warehouse"))
+    assert raised.value.errors == [
+        "tables.yaml: routes.r2.columns: public.t is also written by route 'r' with columns ['a', 'id']; "
+        "sink 'warehouse' replaces whole rows, so routes sharing a table must write the same columns"]
+
+
+def test_moving_a_route_to_the_warehouse_is_one_line() -> None:
+    fields = dict(schema="hr", state="cdc", wstate="cdc_rs", deletes="hard", on_error="fail")
+    aurora, warehouse = (ONE_ROUTE.format(sink=sink, **fields) for sink in ("aurora", "warehouse"))
+    changed = [line for line in difflib.ndiff(aurora.splitlines(), warehouse.splitlines()) if line[0] in "+-"]
+    assert changed == ["-     sink: aurora", "+     sink: warehouse"]
+    on_aurora, on_warehouse = (parse_config(text, "tables.yaml").routes["employees"] for text in (aurora, warehouse))
+    described = [[(c.name, c.path, c.type.name, c.fallback) for c in route.columns] for route in (on_aurora, on_warehouse)]
+    assert on_warehouse.sink == "warehouse" and described[0] == described[1]
+
+
+def test_the_shipped_redshift_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (Path(__file__).parent.parent / "config" / "tables.yaml").read_text()
+    monkeypatch.setenv("DATABASE_URL", "postgresql://localhost/test")
+    # GIVEN the commented warehouse sink and route WHEN uncommented THEN the file loads
+    lines, uncommented, inside = text.splitlines(), [], False
+    for line in lines:
+        start = re.match(r"^  # (warehouse|employees_warehouse):$", line)
+        inside = bool(start) or (inside and line.startswith("  #   "))
+        uncommented.append(re.sub(r"^  # ", "  ", line) if inside else line)
+    config = parse_config("\n".join(uncommented), "config/tables.yaml")
+    assert config.sinks["warehouse"].type == "redshift"
+    assert [r.sink for r in config.routes_for("Employees")] == ["aurora", "warehouse"]
+    assert isinstance(RedshiftSink(config.sinks["warehouse"], [config.routes["employees_warehouse"]]), RedshiftSink)
