@@ -61,7 +61,7 @@ STATEMENTS = [
     'DELETE FROM "public"."Employees" USING "_cdc_stage_0" WHERE "Employees"."Id" = "_cdc_stage_0"."c0" '
     "AND \"_cdc_stage_0\".\"o\" = 'd'",
     'DELETE FROM "public"."Employees" USING "_cdc_stage_0" WHERE "Employees"."Id" = "_cdc_stage_0"."c0" '
-    "AND \"_cdc_stage_0\".\"o\" = 'u'",
+    "AND \"_cdc_stage_0\".\"o\" IN ('u', 'k')",
     'INSERT INTO "public"."Employees" ("Id", "Name", "Department", "_cdc_version") SELECT "_cdc_stage_0"."c0", '
     '"_cdc_stage_0"."c1", "_cdc_stage_0"."c2", "_cdc_stage_0"."v" FROM "_cdc_stage_0" WHERE "_cdc_stage_0"."o" = \'u\'',
     'DELETE FROM "cdc_router"."tombstones" USING "_cdc_stage_0" WHERE "tombstones"."target" = \'"public"."Employees"\' '

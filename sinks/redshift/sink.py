@@ -168,9 +168,15 @@ class _Rows:
             values = [render(change.row.get(name)) for name, render in zip(self.columns, self.renders)]
         except (ValueError, TypeError) as exc:  # a NUL character; a value its column type cannot hold
             raise RejectedChangeError(f"cannot be written to Redshift: {exc}", change) from None
-        values += [str(change.version), dialect.quote("d" if change.op == DELETE else "u"),
-                   dialect.render(change.time or now), dialect.render(_key_text(change.key) if self.hard else None)]
+        values += [str(change.version), dialect.quote(_op(change)), dialect.render(change.time or now),
+                   dialect.render(_key_text(change.key) if self.hard else None)]
         return "(" + ", ".join(values) + ")"
+
+
+def _op(change: Change) -> str:
+    if change.op != DELETE:
+        return statements.UPSERT
+    return statements.KEPT if change.keeps_values else statements.DELETE
 
 
 def _key_text(key: tuple[Any, ...]) -> str:

@@ -8,7 +8,8 @@ change per key) is applied in one transaction as:
 2. guard: staged changes not newer than the stored row's ``_cdc_version`` (or, under
    ``deletes: hard``, than the key's tombstone) are removed from the stage: they are stale;
 3. apply: what is left replaces rows unconditionally: deleted target rows, then the new
-   rows inserted; soft deletes mark rows; hard deletes replace the key's tombstone.
+   rows inserted; soft deletes mark rows (or, when the batch also upserted the key, insert
+   its values marked deleted); hard deletes replace the key's tombstone.
 
 Every statement here is in the subset PostgreSQL shares with Redshift (temporary tables,
 ``DELETE ... USING``, ``UPDATE ... FROM``, ``INSERT ... SELECT``, LEFT JOIN); the target table
@@ -29,8 +30,9 @@ from sinks.redshift.transport import Statement
 
 UPSERTED, DELETED = "upserted", "deleted"  # what a statement's row count adds to the route's stats
 _VERSION, _DELETED = sql.Identifier(VERSION_COLUMN), sql.Identifier(DELETED_COLUMN)
-_BOOKKEEPING = [("v", dialect.VERSION_TYPE + " NOT NULL"), ("o", "CHAR(1) NOT NULL"),  # version, u(psert) | d(elete)
-                ("t", "TIMESTAMPTZ"),                                                 # change time (soft deletes)
+UPSERT, DELETE, KEPT = "u", "d", "k"  # staged ops; KEPT: a soft delete with the values of an upsert (Change.keeps_values)
+_BOOKKEEPING = [("v", dialect.VERSION_TYPE + " NOT NULL"), ("o", "CHAR(1) NOT NULL"),  # version, op
+                ("t", "TIMESTAMPTZ"),                                                 # deleted at (soft deletes)
                 ("k", f"VARCHAR({dialect.MAX_VARCHAR_BYTES})")]                       # key as text (tombstones)
 DEAD_LETTER_COLUMNS = [("route", "VARCHAR(1024)"), ("source_table", "VARCHAR(1024)"), ("target", "VARCHAR(1024)"),
                        ("sequence_number", dialect.VERSION_TYPE), ("event_id", "VARCHAR(1024)"),
@@ -73,10 +75,12 @@ class RouteStatements:
         hard, soft = self.route.deletes == "hard", self.route.deletes == "soft"
         steps = [(self._stale_against_rows(), None)]
         if hard:
-            steps += [(self._stale_against_tombstones(), None), (self._delete("d"), DELETED)]
+            steps += [(self._stale_against_tombstones(), None), (self._delete(DELETE), DELETED)]
         if soft:
             steps += [(self._mark_deleted(), DELETED), (self._insert_deleted(), DELETED)]
-        steps += [(self._delete("u"), None), (self._insert_rows(), UPSERTED)]
+        steps += [(self._delete(UPSERT, KEPT), None), (self._insert_rows(UPSERT), UPSERTED)]
+        if soft:
+            steps += [(self._insert_rows(KEPT), DELETED)]
         if hard:
             steps += [(self._clear_tombstones(), None), (self._write_tombstones(), None)]
         return [Statement(statement.as_string(None), self.route.name, counts) for statement, counts in steps]
@@ -93,8 +97,10 @@ class RouteStatements:
         return sql.SQL(" AND ").join(sql.SQL("{} = {}").format(self._col(k), self.fields[self.columns.index(k)])
                                      for k in self.route.key)
 
-    def _is(self, op: str) -> sql.Composed:
-        return sql.SQL("{} = {}").format(self._staged("o"), dialect.literal(op))
+    def _is(self, *ops: str) -> sql.Composed:
+        if len(ops) == 1:
+            return sql.SQL("{} = {}").format(self._staged("o"), dialect.literal(ops[0]))
+        return sql.SQL("{} IN ({})").format(self._staged("o"), sql.SQL(", ").join(map(dialect.literal, ops)))
 
     def _tombstone_of_staged(self) -> sql.Composed:
         return sql.SQL("{0}.\"target\" = {1} AND {0}.\"key\" = {2}").format(
@@ -108,19 +114,22 @@ class RouteStatements:
         return sql.SQL("DELETE FROM {} USING {} WHERE {} AND {}.\"version\" >= {}").format(
             self.stage, self.tombstones, self._tombstone_of_staged(), sql.Identifier(TOMBSTONES), self._staged("v"))
 
-    def _delete(self, op: str) -> sql.Composed:
+    def _delete(self, *ops: str) -> sql.Composed:
         return sql.SQL("DELETE FROM {} USING {} WHERE {} AND {}").format(self.table, self.stage, self._match(),
-                                                                         self._is(op))
+                                                                         self._is(*ops))
 
-    def _insert_rows(self) -> sql.Composed:
-        return sql.SQL("INSERT INTO {} ({}, {}) SELECT {}, {} FROM {} WHERE {}").format(
-            self.table, sql.SQL(", ").join(map(sql.Identifier, self.columns)), _VERSION,
-            sql.SQL(", ").join(self.fields), self._staged("v"), self.stage, self._is("u"))
+    def _insert_rows(self, op: str) -> sql.Composed:
+        """New rows; KEPT rows are marked deleted (``t``), upserts are not (the column is left NULL)."""
+        columns, values = [*map(sql.Identifier, self.columns), _VERSION], [*self.fields, self._staged("v")]
+        if op == KEPT:
+            columns, values = columns + [_DELETED], values + [self._staged("t")]
+        return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE {}").format(
+            self.table, sql.SQL(", ").join(columns), sql.SQL(", ").join(values), self.stage, self._is(op))
 
     def _mark_deleted(self) -> sql.Composed:
         return sql.SQL("UPDATE {} SET {} = {}, {} = {} FROM {} WHERE {} AND {}").format(
             self.table, _VERSION, self._staged("v"), _DELETED, self._staged("t"), self.stage, self._match(),
-            self._is("d"))
+            self._is(DELETE))
 
     def _insert_deleted(self) -> sql.Composed:
         """A soft delete of a row never seen: the key, marked deleted (as the Postgres sink does)."""
@@ -129,17 +138,17 @@ class RouteStatements:
                        "WHERE {} AND {} IS NULL").format(
             self.table, sql.SQL(", ").join(map(sql.Identifier, self.route.key)), _VERSION, _DELETED,
             sql.SQL(", ").join(keys), self._staged("v"), self._staged("t"), self.stage, self.table, self._match(),
-            self._is("d"), self._col(self.route.key[0]))
+            self._is(DELETE), self._col(self.route.key[0]))
 
     def _clear_tombstones(self) -> sql.Composed:
         return sql.SQL("DELETE FROM {} USING {} WHERE {} AND {}").format(
-            self.tombstones, self.stage, self._tombstone_of_staged(), self._is("d"))
+            self.tombstones, self.stage, self._tombstone_of_staged(), self._is(DELETE))
 
     def _write_tombstones(self) -> sql.Composed:
         """Stamped with the batch's time, as the Postgres sink does: the purge counts from the write."""
         return sql.SQL('INSERT INTO {} ("target", "key", "version", "deleted_at") SELECT {}, {}, {}, {} '
                        "FROM {} WHERE {}").format(
-            self.tombstones, self.target, self._staged("k"), self._staged("v"), self.now, self.stage, self._is("d"))
+            self.tombstones, self.target, self._staged("k"), self._staged("v"), self.now, self.stage, self._is(DELETE))
 
 
 def dead_letter_statements(state_schema: str, stage: str, now: dt.datetime) -> tuple[Statement, list[Statement]]:
