@@ -18,6 +18,7 @@ from factories import Stream, event
 from redshift_on_postgres import BOTH_SINKS, EMPLOYEES_ROUTE, on_postgres
 from router.config import load_config
 from router.pipeline import build_sinks
+from sinks.dryrun import dry_run_pipeline
 from test_deadline import LambdaContext
 
 WAREHOUSE = BOTH_SINKS + """  values:
@@ -265,3 +266,17 @@ def test_a_time_key_written_in_another_zone_is_still_tombstoned(
     stale = Stream("Values", key=["uid", "at"]).insert({**same_instant, "id": 1}, sequence=10**20)
     assert pipeline.process(event([stale])).stats["values"].stale == 1
     assert warehouse_pg.rows("values") == []
+
+
+def test_a_dry_run_shows_the_statements_apply_sends(pg: Any, make_both_pipeline: Any) -> None:
+    now = dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc)
+    pipeline = make_both_pipeline(pg, DOCS, on_error="dead_letter")
+    dry = dry_run_pipeline(pipeline.config)  # its Redshift sink has the Data API transport: it must send nothing
+    pipeline.sinks["warehouse"].now = dry.sinks["warehouse"].real.now = lambda: now
+    s = Stream("Docs", key=["id"])
+    records = [s.insert({"id": 1, "body": "it's"}), s.insert({"id": "x"}), s.remove({"id": 2})]
+    dry.process(event(records))
+    pipeline.process(event(records))
+    explained = dry.sinks["warehouse"].statements
+    assert explained[0].startswith("-- warehouse: BatchExecuteStatement 1 of 1 (one transaction)\n")
+    assert [statement.split("\n", 1)[-1] for statement in explained] == pipeline.sinks["warehouse"].transport.calls[-1]

@@ -73,22 +73,36 @@ class RedshiftSink(Sink):
     # -- apply ----------------------------------------------------------------------------
 
     def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
+        purge_due = self._purge_due()
+        counts = self._execute(self._calls(batches, purge_due))
+        if purge_due:
+            self._last_purge = time.monotonic()
+        return {batch.route.name: route_stats(batch.changes, counts[(batch.route.name, UPSERTED)],
+                                              counts[(batch.route.name, DELETED)])
+                for batch in batches if batch.changes}
+
+    def explain(self, batches: Sequence[RouteBatch]) -> list[str]:
+        """The statements ``apply`` would send; the first of each Data API call under a comment."""
+        calls = self._calls(batches, self._purge_due())
+        return [(f"-- {self.name}: BatchExecuteStatement {number} of {len(calls)} (one transaction)\n"
+                 if index == 0 else "") + statement.sql
+                for number, call in enumerate(calls, 1) for index, statement in enumerate(call)]
+
+    def _calls(self, batches: Sequence[RouteBatch], purge: bool) -> list[list[Statement]]:
+        """Every statement of the batch, packed into Data API calls; raises RejectedChangeError first."""
         now = self.now()
         numbers = itertools.count()  # stage tables are unique within an apply, so calls can share them out
         groups = [group for batch in batches if batch.changes for group in self._route_groups(batch, numbers, now)]
         letters = [letter for batch in batches for letter in batch.dead_letters]
         if letters:
             groups.append(self._dead_letter_group(letters, next(numbers), now))
-        purge_due = self._last_purge is None or time.monotonic() - self._last_purge > PURGE_EVERY
-        if purge_due:
+        if purge:
             hours = self.config.options.get("tombstone_retention_hours", 48)
             groups.append([statements.purge_statement(self.state_schema, now - dt.timedelta(hours=hours))])
-        counts = self._execute(_calls(groups))
-        if purge_due:
-            self._last_purge = time.monotonic()
-        return {batch.route.name: route_stats(batch.changes, counts[(batch.route.name, UPSERTED)],
-                                              counts[(batch.route.name, DELETED)])
-                for batch in batches if batch.changes}
+        return _pack(groups)
+
+    def _purge_due(self) -> bool:
+        return self._last_purge is None or time.monotonic() - self._last_purge > PURGE_EVERY
 
     def _execute(self, calls: list[list[Statement]]) -> Counter[tuple[str | None, str]]:
         if len(calls) > 1:
@@ -146,7 +160,7 @@ class RedshiftSink(Sink):
         ddl = {sql: None for sql in self.state_ddl()}
         for route in routes or self.routes:
             ddl.update({sql: route.name for sql in self.ddl(route) if sql not in ddl})
-        self._execute(_calls([[Statement(sql, route)] for sql, route in ddl.items()]))
+        self._execute(_pack([[Statement(sql, route)] for sql, route in ddl.items()]))
 
     def close(self) -> None:
         self.transport.close()
@@ -216,7 +230,7 @@ def _chunks(rows: list[tuple[Change | None, str]]) -> list[str]:
     return [", ".join(chunk) for chunk in chunks]
 
 
-def _calls(groups: list[list[Statement]]) -> list[list[Statement]]:
+def _pack(groups: list[list[Statement]]) -> list[list[Statement]]:
     """Groups (each complete in itself) packed in order into calls of at most MAX_STATEMENTS."""
     calls: list[list[Statement]] = []
     for group in groups:
