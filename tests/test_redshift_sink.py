@@ -127,7 +127,7 @@ CREATE TABLE IF NOT EXISTS "sales"."values" (
     "_cdc_version" DECIMAL(38,0) NOT NULL,
     PRIMARY KEY ("id")
 ) DISTKEY ("id") SORTKEY ("id")"""]
-    assert sink.state_ddl()[1].endswith(') DISTKEY ("target") SORTKEY ("target", "key")')
+    assert sink.state_ddl()[1].endswith(') DISTKEY ("key") SORTKEY ("target", "key")')
 
 
 DOCS = BOTH_SINKS + """  docs:

@@ -176,22 +176,23 @@ def purge_statement(state_schema: str, before: dt.datetime) -> Statement:
 # -- DDL -------------------------------------------------------------------------------
 
 
-def table_layout(keys: list[str], distribution: str) -> sql.Composable:
-    """Redshift's table attributes: distribute on the first key column and sort on the key,
-    so that the per-batch joins on the key are co-located and range-restricted. ``auto``
-    leaves both to Redshift's automatic table optimization (and writes standard SQL)."""
+def table_layout(keys: list[str], distribution: str, distkey: str | None = None) -> sql.Composable:
+    """Redshift's table attributes: distribute on a key column (the first, by default) and
+    sort on the key, so that the per-batch joins on the key are co-located and
+    range-restricted. ``auto`` leaves both to Redshift's automatic table optimization (and
+    writes standard SQL)."""
     if distribution != "key":
         return sql.SQL("")
     return sql.SQL(" DISTKEY ({}) SORTKEY ({})").format(
-        sql.Identifier(keys[0]), sql.SQL(", ").join(map(sql.Identifier, keys)))
+        sql.Identifier(distkey or keys[0]), sql.SQL(", ").join(map(sql.Identifier, keys)))
 
 
 def _create_table(table: sql.Identifier, columns: list[tuple[str, str]], key: list[str],
-                  distribution: str) -> sql.Composed:
+                  distribution: str, distkey: str | None = None) -> sql.Composed:
     lines = [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_name)) for name, type_name in columns]
     lines.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, key))))
     return sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n){}").format(
-        table, sql.SQL(",\n    ").join(lines), table_layout(key, distribution))
+        table, sql.SQL(",\n    ").join(lines), table_layout(key, distribution, distkey))
 
 
 def route_ddl(route: Route, distribution: str) -> list[sql.Composed]:
@@ -210,7 +211,8 @@ def state_ddl(state_schema: str, distribution: str) -> list[sql.Composed]:
     letters = DEAD_LETTER_COLUMNS + [("failed_at", "TIMESTAMPTZ NOT NULL")]
     return [
         create_schema(state_schema),
-        _create_table(sql.Identifier(state_schema, TOMBSTONES), tombstones, ["target", "key"], distribution),
+        # distributed on the key: one target's tombstones would all sit on one slice
+        _create_table(sql.Identifier(state_schema, TOMBSTONES), tombstones, ["target", "key"], distribution, "key"),
         sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)").format(
             sql.Identifier(state_schema, DEAD_LETTERS),
             sql.SQL(",\n    ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in letters)),
