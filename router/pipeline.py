@@ -185,16 +185,15 @@ class Pipeline:
 def _after_rejection(plan: _Plan, exc: RejectedChangeError, failure: Failure | None) -> tuple[_Plan, Failure | None]:
     change = exc.change
     assert change is not None
+    # The database refused the image of the change's last record; the earlier records merged into the
+    # change are not at fault: they stay in the plan, and the next reduce makes the newest one the survivor.
+    record = change.record
+    reason = f"{record.where}: rejected by the database: {exc}"
     if change.route.on_error == "dead_letter":
-        letter = DeadLetter(change.route, change.record, f"{change.record.where}: rejected by the database: {exc}")
-        remaining = [c for c in plan.changes if not _same_row(c, change)]
-        return _Plan(remaining, plan.dead_letters + [letter]), failure
-    cut = Failure(change.first, f"{change.record.where}: rejected by the database: {exc}", change.route.name)
-    return plan.before(change.first), cut if failure is None or cut.index < failure.index else failure
-
-
-def _same_row(a: Change, b: Change) -> bool:
-    return a.route.sink == b.route.sink and a.route.target == b.route.target and a.key == b.key
+        remaining = [c for c in plan.changes if not (c.record is record and c.route is change.route)]
+        return _Plan(remaining, plan.dead_letters + [DeadLetter(change.route, record, reason)]), failure
+    cut = Failure(record.index, reason, change.route.name)
+    return plan.before(record.index), cut if failure is None or cut.index < failure.index else failure
 
 
 def _batches(changes: list[Change], dead_letters: list[DeadLetter]) -> list[RouteBatch]:

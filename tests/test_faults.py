@@ -155,3 +155,39 @@ def test_unique_constraint_refuses_a_row(pg: Any, target: Any, on_error: str) ->
         assert departments(pg) == {1: "Ops", 2: "Eng", 3: "Ops", 4: "Eng", 6: "Eng"}
         (letter,) = pg.state("dead_letters")
         assert letter["record"] == records[2] and "UniqueViolation [23505]" in letter["error"]
+
+
+def refuse_banned(pg: Any) -> None:
+    pg.conn.execute(sql.SQL("ALTER TABLE {} ADD CHECK ({} <> 'Banned')").format(
+        sql.Identifier(pg.schema, "Employees"), sql.Identifier("Department")))
+
+
+def refused_after_a_storable_change(pg: Any, pipeline: Any) -> list[dict[str, Any]]:
+    """A CHECK constraint refusing 'Banned'; row 2 changes twice in the batch, the second time to 'Banned'."""
+    refuse_banned(pg)
+    stream = pipeline.stream
+    return [stream.modify({"Id": 2, "empName": "n2", "empDepartment": "Eng"}),
+            stream.insert({"Id": 4, "empName": "n4", "empDepartment": "Eng"}),
+            stream.modify({"Id": 2, "empName": "n2", "empDepartment": "Banned"}),
+            stream.insert({"Id": 5, "empName": "n5", "empDepartment": "Eng"})]
+
+
+def test_refused_record_is_dead_lettered_without_losing_the_earlier_change_of_its_row(pg: Any, target: Any) -> None:
+    # Found by the property test: the refused change's whole row was dropped from the batch, so row 2's
+    # first (storable) change was neither written nor dead-lettered.
+    pipeline = target("dead_letter")
+    records = refused_after_a_storable_change(pg, pipeline)
+    assert pipeline.process(event(records)).response == {"batchItemFailures": []}
+    assert departments(pg) == {1: "Ops", 2: "Eng", 3: "Ops", 4: "Eng", 5: "Eng"}
+    (letter,) = pg.state("dead_letters")
+    assert letter["record"] == records[2]
+
+
+def test_refused_record_is_the_one_reported_not_the_first_change_of_its_row(pg: Any, target: Any) -> None:
+    # The batch used to be cut at row 2's first change: records before the refused one were not
+    # committed, and Lambda was told to retry from a record that does not fail.
+    pipeline = target("fail")
+    records = refused_after_a_storable_change(pg, pipeline)
+    result = pipeline.process(event(records))
+    assert result.response == {"batchItemFailures": [{"itemIdentifier": records[2]["dynamodb"]["SequenceNumber"]}]}
+    assert departments(pg) == {1: "Ops", 2: "Eng", 3: "Ops", 4: "Eng"}
