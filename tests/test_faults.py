@@ -18,7 +18,7 @@ from psycopg import sql
 
 from conftest import EMPLOYEES
 from factories import Stream, event
-from pgfaults import SLEEP, FaultTrigger, RowLock, sink_pids, terminate, wait_until_blocked
+from pgfaults import SERIALIZATION_FAILURE, SLEEP, FaultTrigger, RowLock, sink_pids, terminate, wait_until_blocked
 
 # The shared Employees route, its sink with an application_name of its own (to find its backends) and options.
 ROUTE = EMPLOYEES.replace("    state_schema: {state}\n", "    state_schema: {state}\n    application_name: {app}\n{options}")
@@ -191,3 +191,25 @@ def test_refused_record_is_the_one_reported_not_the_first_change_of_its_row(pg: 
     result = pipeline.process(event(records))
     assert result.response == {"batchItemFailures": [{"itemIdentifier": records[2]["dynamodb"]["SequenceNumber"]}]}
     assert departments(pg) == {1: "Ops", 2: "Eng", 3: "Ops", 4: "Eng"}
+
+
+def test_transient_error_while_finding_the_refused_row_is_reported_transient(pg: Any, target: Any) -> None:
+    # Found by the property test: the row-by-row replay that finds the refused change hit a transient
+    # error on an earlier row, and the batch was reported as a terminal failure with no change named.
+    pipeline = target("dead_letter")
+    refuse_banned(pg)
+    stream = pipeline.stream
+    records = [stream.remove({"Id": 3}),  # the batch statement upserts first: the CHECK fails before this delete
+               stream.modify({"Id": 2, "empName": "n2", "empDepartment": "Banned"}),
+               stream.insert({"Id": 4, "empName": "n4", "empDepartment": "Eng"})]
+    faults = FaultTrigger(pg.conn, pg.schema, "Employees", "Id")
+    faults.arm(3, SERIALIZATION_FAILURE)  # ... but the replay, in stream order, meets it first
+    result = pipeline.process(event(records))
+    assert result.failure.transient and "SerializationFailure [40001]" in result.failure.reason
+    assert result.response == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
+    assert departments(pg) == BEFORE and pg.state("dead_letters") == []
+    # WHEN the transient fault is gone THEN Lambda's retry dead-letters the refused record and writes the rest
+    faults.clear()
+    assert pipeline.process(event(records)).response == {"batchItemFailures": []}
+    assert departments(pg) == {1: "Ops", 2: "Ops", 4: "Eng"}
+    assert [letter["record"] for letter in pg.state("dead_letters")] == [records[1]]

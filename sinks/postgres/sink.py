@@ -148,7 +148,10 @@ class PostgresSink(Sink):
                         if isinstance(classify(exc, self.credentials), RejectedChangeError):
                             return change
                         raise
-        except (psycopg.Error, SinkError):
+        except (psycopg.Error, SinkError) as exc:
+            error = exc if isinstance(exc, SinkError) else classify(exc, self.credentials)
+            if error.transient:  # the batch cannot be judged now: retry it whole, as any transient failure
+                raise error from None
             return None
         return None
 
