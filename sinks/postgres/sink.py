@@ -108,8 +108,12 @@ class PostgresSink(Sink):
         # One round trip: BEGIN ... COMMIT travel in one pipeline and the server answers at the Sync.
         # If a statement fails, the server skips the rest up to the Sync, COMMIT included, and the
         # transaction is rolled back (``connection()`` clears the aborted state before the next use).
+        locks = sorted({statements.row_lock(self._targets[batch.route.name], change.key)
+                        for batch in batches if batch.route.deletes == "hard" for change in batch.changes})
         with conn.pipeline():
             conn.execute("BEGIN")
+            if locks:
+                conn.execute(statements.LOCK_ROWS, ([t for t, _ in locks], [b for _, b in locks]))
             cursors = [(batch, conn.execute(query, params, prepare=True)) for batch, query, params in work]
             if letters:
                 conn.execute(self._dead_letter_sql, (self._encode_dead_letters(letters),))
