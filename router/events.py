@@ -67,7 +67,7 @@ def parse_record(raw: Any, index: int) -> ChangeRecord:
         return ChangeRecord(index, {"value": repr(raw)[:200]}, None, error="record is not an object")
     body = raw.get("dynamodb")
     sequence = body.get("SequenceNumber") if isinstance(body, dict) else None
-    record = ChangeRecord(index, raw, None, sequence_number=sequence if isinstance(sequence, str) else None,
+    record = ChangeRecord(index, raw, None, sequence_number=sequence if is_sequence_number(sequence) else None,
                           event_id=raw.get("eventID"))
     record.table, record.error = table_from_arn(raw.get("eventSourceARN"))
     if record.error is None:
@@ -98,7 +98,7 @@ def _fill(record: ChangeRecord, event_name: Any, body: Any) -> str | None:
 def _created(record: ChangeRecord, value: Any) -> str | None:
     if isinstance(value, dt.datetime):  # boto3's get_records; Lambda sends epoch seconds
         value = value.timestamp()
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and _is_time(value)):
         record.created = value
         return None
     return f"invalid ApproximateCreationDateTime {value!r} (expected epoch seconds)"
@@ -107,6 +107,14 @@ def _created(record: ChangeRecord, value: Any) -> str | None:
 def is_sequence_number(value: Any) -> bool:
     """A decimal string of ASCII digits (``str.isdigit`` also accepts '²', which ``int`` refuses)."""
     return isinstance(value, str) and value.isascii() and value.isdigit()
+
+
+def _is_time(seconds: float) -> bool:
+    try:
+        _EPOCH + dt.timedelta(seconds=seconds)
+    except (OverflowError, ValueError):  # 1e300, NaN: no time at all
+        return False
+    return True
 
 
 @lru_cache(maxsize=1024)
