@@ -65,9 +65,16 @@ def number(text: Any) -> Decimal:
             value = Decimal(text)
         except InvalidOperation:
             value = None
-        if value is not None and value.is_finite():
+        if value is not None and value.is_finite() and _in_dynamodb_range(value):
             return value
-    raise RecordError(f"invalid DynamoDB number {_preview(text)}")
+    raise RecordError(f"invalid DynamoDB number {_preview(text)} (at most 38 digits, magnitude 1E-130 to 1E+126)")
+
+
+def _in_dynamodb_range(value: Decimal) -> bool:
+    """DynamoDB's own limits: a number outside them is not from DynamoDB, and converting one
+    such as 1E+999999999 to an int would hang the function."""
+    significant = "".join(map(str, value.as_tuple().digits)).strip("0")  # normalize() could overflow
+    return not value or (len(significant) <= 38 and -130 <= value.adjusted() <= 125)
 
 
 def binary(payload: Any) -> bytes:
