@@ -47,11 +47,30 @@ def dead_letter_row(letter: DeadLetter, target: str) -> dict[str, Any]:
     return {
         "route": letter.route.name, "source_table": record.table, "target": target,
         "sequence_number": record.sequence_number if is_sequence_number(record.sequence_number) else None,
-        "event_id": record.event_id, "error": letter.error, "record": storable_json(record.raw),
+        "event_id": None if record.event_id is None else _storable(str(record.event_id)),
+        "error": _storable(letter.error), "record": storable_json(record.raw),
     }
 
 
 def storable_json(value: Any) -> str:
-    """JSON text a database will accept as a document: NUL and unpaired surrogates escaped, not refused."""
-    text = dumps_exact(value).replace("\\u0000", "\\\\u0000")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """JSON text a database will accept as a document: NUL and unpaired surrogates kept as escape text.
+
+    Escaped string by string: replacing in the JSON text also hit a literal backslash followed by
+    'u0000', and turned unpaired surrogates into JSON escapes that jsonb refuses as well.
+    """
+    try:
+        return dumps_exact(_storable(value))
+    except RecursionError:  # nested deeper than Python can walk: keep the record's identity, not its body
+        return dumps_exact({"unstorable": "record nested too deeply to store"})
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        if "\x00" in value or not value.isascii():
+            value = value.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_storable(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
+    return value
