@@ -65,9 +65,12 @@ def number(text: Any) -> Decimal:
             value = Decimal(text)
         except InvalidOperation:
             value = None
-        if value is not None and value.is_finite() and _in_dynamodb_range(value):
-            return value
-    raise RecordError(f"invalid DynamoDB number {_preview(text)} (at most 38 digits, magnitude 1E-130 to 1E+126)")
+        if value is not None and value.is_finite():
+            if _in_dynamodb_range(value):
+                return value
+            raise RecordError(f"invalid DynamoDB number {_preview(text)}: outside DynamoDB's limits "
+                              "(at most 38 digits, magnitude 1E-130 to 1E+126)")
+    raise RecordError(f"invalid DynamoDB number {_preview(text)}")
 
 
 def _in_dynamodb_range(value: Decimal) -> bool:

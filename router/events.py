@@ -67,7 +67,7 @@ def parse_record(raw: Any, index: int) -> ChangeRecord:
         return ChangeRecord(index, {"value": repr(raw)[:200]}, None, error="record is not an object")
     body = raw.get("dynamodb")
     sequence = body.get("SequenceNumber") if isinstance(body, dict) else None
-    record = ChangeRecord(index, raw, None, sequence_number=sequence if is_sequence_number(sequence) else None,
+    record = ChangeRecord(index, raw, None, sequence_number=sequence if isinstance(sequence, str) else None,
                           event_id=raw.get("eventID"))
     record.table, record.error = table_from_arn(raw.get("eventSourceARN"))
     if record.error is None:
