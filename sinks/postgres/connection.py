@@ -47,8 +47,13 @@ class Credentials:
         return make_conninfo(base, **self._parameters(str(given.get("options") or "")))
 
     def _parameters(self, given_options: str) -> dict[str, Any]:
-        # TimeZone: key columns of time types are compared as text in tombstones
-        settings = [given_options, "-c TimeZone=UTC"] if given_options else ["-c TimeZone=UTC"]
+        # TimeZone: key columns of time types are compared as text in tombstones.
+        # plan_cache_mode: the batch statements are prepared once per connection; a generic plan
+        # made while a table was empty (a new route, a truncate) joins it by sequential scan and
+        # stays cached while the table grows (measured: 15 ms -> 900 ms per batch of 1,000 within
+        # a minute). A custom plan per batch sees the table's current size for ~0.2 ms of planning.
+        fixed = ["-c TimeZone=UTC", "-c plan_cache_mode=force_custom_plan"]
+        settings = [given_options, *fixed] if given_options else fixed
         for option, setting in (("statement_timeout_ms", "statement_timeout"), ("lock_timeout_ms", "lock_timeout")):
             if self.options.get(option) is not None:
                 settings.append(f"-c {setting}={int(self.options[option])}")
