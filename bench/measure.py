@@ -1,0 +1,113 @@
+"""The three things measured in-process or in a fresh one: handler throughput, the Python
+side with the database taken out, and the cold start."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from router.model import Config
+from router.pipeline import Pipeline
+from sinks.base import DELETE, RouteBatch, RouteStats
+from sinks.postgres import PostgresSink
+
+ROOT = Path(__file__).resolve().parent.parent
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class LambdaContext:
+    aws_request_id = "bench"
+
+
+def run_handler(handler: Handler, payloads: Sequence[str], expect_response: bool = True,
+                budget: float | None = None) -> tuple[int, float]:
+    """``(records, seconds)`` for handling the events in order; stops after ``budget`` seconds if given.
+
+    Events are kept as the JSON text Lambda receives and decoded just before each call,
+    outside the timing: the handler then sees young objects, as in Lambda, instead of a
+    heap of every batch of the run for the garbage collector to walk. cdc-router must
+    answer every batch with no failures: a benchmark of failed batches measures nothing.
+    """
+    records, elapsed, context = 0, 0.0, LambdaContext()
+    for payload in payloads:
+        event = json.loads(payload)
+        start = time.perf_counter()
+        response = handler(event, context)
+        elapsed += time.perf_counter() - start
+        if expect_response and response != {"batchItemFailures": []}:
+            raise RuntimeError(f"the handler reported failures: {response}")
+        records += len(event["Records"])
+        if budget is not None and elapsed >= budget:
+            break
+    return records, elapsed
+
+
+class DrySink(PostgresSink):
+    """The Postgres sink with the database taken out: statements and parameters are built, nothing is sent."""
+
+    def _apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
+        stats = {}
+        for batch in batches:
+            if batch.changes:
+                self._params(batch.route, batch.changes)
+            upserts = sum(1 for change in batch.changes if change.op != DELETE)
+            stats[batch.route.name] = RouteStats(upserted=upserts, deleted=len(batch.changes) - upserts)
+        letters = [letter for batch in batches for letter in batch.dead_letters]
+        if letters:
+            self._encode_dead_letters(letters)
+        return stats
+
+
+def python_cost(config: Config, payloads: Sequence[str], repeat: int = 3) -> float:
+    """Microseconds of CPU per record for parse, route, transform, reduce and encoding the statement's rows.
+
+    CPU time of this (single-threaded) process, the best of ``repeat`` passes: on an idle
+    machine it equals wall time, on a busy one it is not inflated by other processes.
+    """
+    sinks = {name: DrySink(sink_config, [r for r in config.routes.values() if r.sink == name])
+             for name, sink_config in config.sinks.items()}
+    pipeline = Pipeline(config, sinks)
+    best, records = float("inf"), 0
+    for _ in range(repeat):
+        elapsed, records = 0.0, 0
+        for payload in payloads:
+            event = json.loads(payload)
+            start = time.process_time()
+            pipeline.process(event)
+            elapsed += time.process_time() - start
+            records += len(event["Records"])
+        best = min(best, elapsed)
+    return best / records * 1e6
+
+
+_COLD_START = """\
+import time
+start = time.perf_counter()
+import handlers.lambda_handler
+print(time.perf_counter() - start)
+"""
+
+
+def cold_start(env: dict[str, str], runs: int = 7) -> dict[str, float]:
+    """Milliseconds to import the handler module and build its configuration, in fresh processes."""
+    env = {**os.environ, **env}
+    subprocess.run([sys.executable, "-c", _COLD_START], env=env, cwd=ROOT, check=True, capture_output=True)  # .pyc
+    samples = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-c", _COLD_START], env=env, cwd=ROOT, check=True,
+                              capture_output=True, text=True)
+        samples.append(float(done.stdout.strip().splitlines()[-1]) * 1000)
+    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples),
+            "runs": runs}
+
+
+def quiet(logger: Any) -> None:
+    """Send a Powertools logger's output to /dev/null: still formatted and written, not shown."""
+    logger.registered_handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
+

@@ -1,0 +1,115 @@
+"""The benchmark's results as one printed table and a JSON document, with the targets of issue 7."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+
+@dataclass
+class Cell:
+    """One route x batch size x prefill: records per second of each contender (None: not measured)."""
+
+    route: str
+    batch: int
+    prefill: int
+    records: int
+    router: float
+    reference: float | None = None
+    reference_records: int = 0
+    copy: float | None = None
+    staged: float | None = None
+
+    @property
+    def of_staged(self) -> float | None:
+        return self.router / self.staged if self.staged else None
+
+    @property
+    def vs_reference(self) -> float | None:
+        return self.router / self.reference if self.reference else None
+
+
+def workload_stats(payloads: Sequence[str]) -> dict[str, Any]:
+    """The generated mix: share of each event name, and distinct keys per record within a batch."""
+    events = [json.loads(payload) for payload in payloads]
+    names = Counter(r["eventName"] for e in events for r in e["Records"])
+    total = sum(names.values())
+    distinct = sum(len({repr(r["dynamodb"]["Keys"]) for r in e["Records"]}) for e in events)
+    return {"mix": {name: round(count / total, 3) for name, count in sorted(names.items())},
+            "distinct_keys_per_record": round(distinct / total, 3)}
+
+
+def targets(cells: Sequence[Cell], python_us: dict[str, float], cold_ms: float) -> list[dict[str, Any]]:
+    """Issue 7's targets, evaluated on this run (only those whose cells were measured)."""
+    by = {(c.route, c.batch, c.prefill): c for c in cells}
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, goal: str, met: bool) -> None:
+        if value is not None:
+            found.append({"target": name, "value": round(value, 3), "goal": goal, "met": met})
+
+    b1000, b100 = by.get(("employees", 1000, 0)), by.get(("employees", 100, 0))
+    if b1000:
+        add("employees batch 1,000: records/s", b1000.router, ">= 60,000", b1000.router >= 60_000)
+        if b1000.of_staged is not None:
+            add("employees batch 1,000: share of the staged COPY upsert ceiling", b1000.of_staged, ">= 0.70",
+                b1000.of_staged >= 0.70)
+    if b100:
+        add("employees batch 100: records/s", b100.router, ">= 25,000", b100.router >= 25_000)
+    for batch in sorted({c.batch for c in cells if c.route == "employees"}):
+        empty, full = by.get(("employees", batch, 0)), by.get(("employees", batch, 1_000_000))
+        if empty and full:
+            ratio = full.router / empty.router
+            add(f"employees batch {batch:,}: 1,000,000-row table vs empty", ratio, ">= 0.80", ratio >= 0.80)
+    if "employees" in python_us:
+        add("Python side per Employees record (us)", python_us["employees"], "<= 10", python_us["employees"] <= 10)
+    add("cold start (ms)", cold_ms, "< 300", cold_ms < 300)
+    return found
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _ratio(value: float | None, style: str) -> str:
+    return "-" if value is None else format(value, style)
+
+
+def table(machine: dict[str, Any], cells: Sequence[Cell], python_us: dict[str, float],
+          cold: dict[str, float]) -> str:
+    lines = [
+        f"cdc-router write path: {machine['cores']} cores ({machine['cpu']}), PostgreSQL {machine['postgres']} "
+        f"on {machine['postgres_on']}, synchronous_commit={machine['synchronous_commit']}, fsync={machine['fsync']}",
+        "records/s end to end, one transaction per batch (higher is better)",
+        "",
+        f"{'route':<10} {'batch':>6} {'prefill':>9} | {'cdc-router':>10} {'per-record*':>11} | "
+        f"{'COPY':>8} {'staged upsert':>13} | {'of staged':>9} {'x per-record':>12}",
+        "-" * 104,
+    ]
+    for c in cells:
+        lines.append(f"{c.route:<10} {c.batch:>6,} {c.prefill:>9,} | {_rate(c.router):>10} {_rate(c.reference):>11} | "
+                     f"{_rate(c.copy):>8} {_rate(c.staged):>13} | {_ratio(c.of_staged, '.0%'):>9} "
+                     f"{_ratio(c.vs_reference, '.1f'):>12}")
+    lines += [
+        "",
+        "* per-record: the reference article's Lambda (bench/reference.py; Employees only), for comparison.",
+        "  COPY / staged upsert: the database's ceiling on the same batches' rows (COPY into an empty table;",
+        "  COPY into a staging table + INSERT .. ON CONFLICT DO UPDATE into the prefilled one).",
+        "Python side, no database (parse, route, transform, reduce, encode), CPU us/record: "
+        + ", ".join(f"{route} {us:.1f}" for route, us in python_us.items()),
+        f"Cold start (import handler + build config, fresh process): {cold['median_ms']:.0f} ms "
+        f"(median of {cold['runs']}; min {cold['min_ms']:.0f}, max {cold['max_ms']:.0f})",
+    ]
+    return "\n".join(lines)
+
+
+def document(machine: dict[str, Any], settings: dict[str, Any], workload: dict[str, Any], cells: Sequence[Cell],
+             python_us: dict[str, float], cold: dict[str, float]) -> dict[str, Any]:
+    return {
+        "machine": machine, "settings": settings, "workload": workload,
+        "results": [{**asdict(c), "of_staged": c.of_staged, "vs_reference": c.vs_reference} for c in cells],
+        "python_us_per_record": python_us, "cold_start": cold,
+        "targets": targets(cells, python_us, cold["median_ms"]),
+    }

@@ -1,0 +1,100 @@
+"""The benchmark's sequence: set up the schema, measure every cell, the Python side and the
+cold start, print and write the results, drop the schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import handlers.lambda_handler as lambda_handler
+from bench import ceiling, report
+from bench.db import BenchDatabase
+from bench.measure import cold_start, python_cost, quiet, run_handler
+from bench.reference import ReferenceHandler, create_table_sql
+from bench.workload import WORKLOADS, events
+from psycopg import sql
+from router.config import load_config
+from router.log import logger
+
+REFERENCE_TABLE = "reference_employees"
+
+
+class Bench:
+    def __init__(self, url: str, args: argparse.Namespace):
+        self.url, self.args = url, args
+        quiet(logger)  # the handler still formats its log lines; they just go nowhere
+        self.config = load_config(os.environ["CDC_ROUTER_CONFIG"])
+        self.db = BenchDatabase(url, self.config)
+        self.db.create()
+        self.handler = lambda_handler.handler
+        self.reference: ReferenceHandler | None = None
+        self.cells: list[report.Cell] = []
+
+    def run(self) -> None:
+        args, workload_stats = self.args, {}
+        for name in args.routes:
+            for prefill in args.prefill:
+                for batch in args.batch_sizes:
+                    payloads = self._payloads(name, batch, prefill)
+                    workload_stats.setdefault(name, report.workload_stats(payloads))
+                    self._log(f"{name}: batch {batch:,}, prefill {prefill:,}")
+                    self.cells.append(self.cell(name, batch, prefill, payloads))
+        python_us = self.python_side()
+        self._log("cold start")
+        cold = cold_start({"CDC_BENCH_SCHEMA": args.schema, "CDC_ROUTER_CONFIG": os.environ["CDC_ROUTER_CONFIG"]},
+                          runs=3 if args.quick else 7)
+        machine = self.db.machine()
+        print(report.table(machine, self.cells, python_us, cold))
+        settings = {k: (str(v) if k == "json" else v) for k, v in vars(args).items()}
+        document = report.document(machine, settings, workload_stats, self.cells, python_us, cold)
+        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        print(f"\nwritten: {args.json}")
+
+    def _payloads(self, name: str, batch: int, prefill: int) -> list[str]:
+        """The cell's events as the JSON text Lambda receives (see ``run_handler``)."""
+        count = max(3, -(-self.args.records // batch))
+        return [json.dumps(event) for event in events(WORKLOADS[name], batch, count, prefill)]
+
+    def cell(self, name: str, batch: int, prefill: int, payloads: list[str]) -> report.Cell:
+        route, workload = self.config.routes[name], WORKLOADS[name]
+        self.db.reset(route, workload, prefill)
+        records, seconds = run_handler(self.handler, payloads)
+        cell = report.Cell(name, batch, prefill, records, router=records / seconds)
+        if name == "employees":
+            cell.reference_records, seconds = self._reference(payloads, prefill)
+            cell.reference = cell.reference_records / seconds
+        rows = ceiling.batch_rows(route, payloads)
+        cell.copy = records / ceiling.copy_ceiling(self.url, route, rows)
+        self.db.reset(route, workload, prefill)
+        cell.staged = records / ceiling.staged_upsert_ceiling(self.url, route, rows)
+        return cell
+
+    def _reference(self, payloads: list[str], prefill: int) -> tuple[int, float]:
+        route = self.config.routes["employees"]
+        target = sql.Identifier(route.schema, REFERENCE_TABLE)
+        if self.reference is None:
+            self.db.conn.execute(create_table_sql(route.schema, REFERENCE_TABLE))
+            self.reference = ReferenceHandler(self.url, route.schema, REFERENCE_TABLE)
+        self.db.fill(target, route, WORKLOADS["employees"], prefill)
+        return run_handler(self.reference, payloads, expect_response=False, budget=self.args.reference_budget)
+
+    def python_side(self) -> dict[str, float]:
+        """CPU microseconds per record with the database taken out, at the largest batch size up to 1,000."""
+        batch = max([b for b in self.args.batch_sizes if b <= 1_000] or self.args.batch_sizes)
+        result = {}
+        for name in self.args.routes:
+            self._log(f"{name}: Python side")
+            payloads = self._payloads(name, batch, 0)
+            result[name] = python_cost(self.config, payloads, repeat=1 if self.args.quick else 3)
+        return result
+
+    def close(self) -> None:
+        lambda_handler.pipeline.close()
+        self.db.drop()
+
+    @staticmethod
+    def _log(message: str) -> None:
+        print(f"... {message}", file=sys.stderr, flush=True)
+

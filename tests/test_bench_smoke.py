@@ -1,0 +1,59 @@
+"""A smoke run of the write path benchmark (``python -m bench --quick``) so that it does not rot.
+
+It asserts what the benchmark produced, never how fast: timings belong to the benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.workload import WORKLOADS, events
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_generated_events_mix_inserts_modifies_and_removes_with_key_reuse() -> None:
+    batch = events(WORKLOADS["wide"], 1_000, 1, prefill=100)[0]["Records"]
+    names = [r["eventName"] for r in batch]
+    assert 0.6 < names.count("INSERT") / len(names) < 0.8
+    assert 0.15 < names.count("MODIFY") / len(names) < 0.35
+    assert 0.02 < names.count("REMOVE") / len(names) < 0.1
+    keys = [r["dynamodb"]["Keys"]["orderId"]["S"] for r in batch]
+    assert len(set(keys)) < len(keys)  # some keys come back within the batch
+    sequence_numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in batch]
+    assert sequence_numbers == sorted(sequence_numbers)
+    assert all("NewImage" not in r["dynamodb"] for r in batch if r["eventName"] == "REMOVE")
+
+
+def test_quick_benchmark_writes_every_cell_and_drops_its_schema(database_url: str, tmp_path: Path) -> None:
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    output = tmp_path / "bench.json"
+    env = {**os.environ, "DATABASE_URL": database_url, "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--schema", schema, "--json", str(output)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(output.read_text())
+
+    cells = {(c["route"], c["batch"], c["prefill"]): c for c in result["results"]}
+    assert set(cells) == {(route, batch, prefill) for route in ("employees", "wide")
+                          for batch in (10, 50) for prefill in (0, 500)}
+    for (route, _, _), cell in cells.items():
+        assert cell["router"] > 0 and cell["copy"] > 0 and cell["staged"] > 0
+        assert (cell["reference"] is not None and cell["reference"] > 0) == (route == "employees")
+    assert set(result["python_us_per_record"]) == {"employees", "wide"}
+    assert result["cold_start"]["median_ms"] > 0
+    assert result["machine"]["synchronous_commit"] and result["machine"]["cores"] >= 1
+    assert {t["target"] for t in result["targets"]} == {"Python side per Employees record (us)", "cold start (ms)"}
+    assert "cdc-router" in done.stdout and "per-record" in done.stdout  # the printed table
+
+    with psycopg.connect(database_url) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    assert left == (0,)
