@@ -37,7 +37,7 @@ ALIASES = {
     "timestamp without time zone": "timestamp", "timestamp with time zone": "timestamptz",
 }
 _TYPE_RE = re.compile(r"^(?P<base>[a-z][a-z0-9 ]*?)\s*(?:\((?P<args>[0-9 ,]*)\))?\s*(?P<array>\[\])?$")
-_INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
+INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 _WIDE = Context(prec=1100)  # numeric(p,s) allows p up to 1000: the default 28 digits would refuse 38-digit values
 EPOCH_MS_THRESHOLD = 10**11  # larger epoch numbers are milliseconds (10**11 s is the year 5138)
 
@@ -182,7 +182,7 @@ def _decimal(value: Any, type_name: str) -> Decimal:
 
 
 def _int_cast(type_name: str) -> Cast:
-    bound = _INT_RANGES[type_name]
+    bound = INT_RANGES[type_name]
 
     def cast(value: Any) -> int:
         if type(value) is int:
