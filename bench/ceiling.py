@@ -2,19 +2,21 @@
 
 Both take the same batches as the handler, already turned into final rows (one per key,
 the newest image; deletes left out) before the clock starts, so that they measure the
-database and the COPY protocol, not Python. One transaction per batch, like the handler.
+database and the COPY protocol, not Python. One transaction per batch, like the handler,
+and batch by batch in turn with it (``Ceilings.after``), so that all three share
+whatever else the machine is doing at the time.
 
 - ``copy``: plain ``COPY`` into an empty table with the target's columns and no index
   (a key written in two batches would violate a primary key): the raw ingest rate.
-- ``staged upsert``: ``COPY`` into a temporary staging table, then ``INSERT ... SELECT
-  ... ON CONFLICT DO UPDATE`` into the (prefilled) target: the usual fast bulk upsert.
+- ``staged``: ``COPY`` into a temporary staging table, then ``INSERT ... SELECT ... ON
+  CONFLICT DO UPDATE`` into a table prefilled like the target: the usual fast bulk upsert.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -29,54 +31,53 @@ from sinks.base import DELETE
 Rows = list[tuple[Any, ...]]
 
 
-def batch_rows(route: Route, payloads: Sequence[str]) -> list[Rows]:
-    """Per event (JSON text), the rows the ceilings write: the route's reduced upserts as COPY values."""
+def batch_rows(route: Route, payload: str) -> Rows:
+    """The rows the ceilings write for one event (JSON text): the route's reduced upserts as COPY values."""
     transform = RouteTransform(route)
-    rows = []
-    for payload in payloads:
-        changes = [c for c in map(transform, parse_event(json.loads(payload))) if c is not None]
-        rows.append([copy_row(route, c.row, c.version) for c in reduce_changes(changes) if c.op != DELETE])
-    return rows
+    changes = [c for c in map(transform, parse_event(json.loads(payload))) if c is not None]
+    return [copy_row(route, c.row, c.version) for c in reduce_changes(changes) if c.op != DELETE]
 
 
-def copy_ceiling(url: str, route: Route, batches: list[Rows]) -> float:
-    """Seconds to COPY every batch, one transaction each, into an empty table shaped like the target."""
-    scratch = sql.Identifier(route.schema, route.table + "_copy_ceiling")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(scratch))
-        conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(scratch, table(route)))
-        try:
-            return _timed(conn, batches, _copy_sql(scratch, route))
-        finally:
-            conn.execute(sql.SQL("DROP TABLE {}").format(scratch))
+class Ceilings:
+    """The two ceilings' tables next to the route's, and their accumulated seconds."""
 
+    def __init__(self, url: str, route: Route):
+        self.route = route
+        self.copy_table = sql.Identifier(route.schema, route.table + "_copy_ceiling")
+        self.staged_table = sql.Identifier(route.schema, route.table + "_staged_ceiling")
+        self.copy_seconds = self.staged_seconds = 0.0
+        names = columns(route)
+        column_list = sql.SQL(", ").join(map(sql.Identifier, names))
+        self._copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(self.copy_table, column_list)
+        self._stage_sql = sql.SQL("COPY bench_stage ({}) FROM STDIN").format(column_list)
+        self._upsert_sql = sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM bench_stage ON CONFLICT ({}) "
+                                   "DO UPDATE SET {}").format(
+            self.staged_table, column_list, column_list, sql.SQL(", ").join(map(sql.Identifier, route.key)),
+            sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n))
+                               for n in names if n not in route.key))
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(self.copy_table, table(route)))
+        self.conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(self.staged_table, table(route)))
+        self.conn.execute(sql.SQL("CREATE TEMP TABLE bench_stage (LIKE {}) ON COMMIT DELETE ROWS").format(table(route)))
 
-def staged_upsert_ceiling(url: str, route: Route, batches: list[Rows]) -> float:
-    """Seconds to COPY each batch into a staging table and upsert it into the (prefilled) target."""
-    names = columns(route)
-    upsert = sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM bench_stage ON CONFLICT ({}) DO UPDATE SET {}").format(
-        table(route), sql.SQL(", ").join(map(sql.Identifier, names)), sql.SQL(", ").join(map(sql.Identifier, names)),
-        sql.SQL(", ").join(map(sql.Identifier, route.key)),
-        sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in names if n not in route.key))
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE TEMP TABLE bench_stage (LIKE {}) ON COMMIT DELETE ROWS").format(table(route)))
-        return _timed(conn, batches, _copy_sql(sql.Identifier("bench_stage"), route), upsert)
+    def after(self, payload: str) -> None:
+        """Write the rows of one event both ways, one transaction each."""
+        rows = batch_rows(self.route, payload)
+        self.copy_seconds += self._timed(rows, self._copy_sql)
+        self.staged_seconds += self._timed(rows, self._stage_sql, self._upsert_sql)
 
-
-def _copy_sql(target: sql.Identifier, route: Route) -> sql.Composed:
-    return sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, columns(route))))
-
-
-def _timed(conn: psycopg.Connection[Any], batches: list[Rows], copy_sql: sql.Composed,
-           then: sql.Composed | None = None) -> float:
-    elapsed = 0.0
-    for rows in batches:
+    def _timed(self, rows: Rows, copy_sql: sql.Composed, then: sql.Composed | None = None) -> float:
         start = time.perf_counter()
-        with conn.transaction(), conn.cursor() as cursor:
+        with self.conn.transaction(), self.conn.cursor() as cursor:
             with cursor.copy(copy_sql) as copy:
                 for row in rows:
                     copy.write_row(row)
             if then is not None:
                 cursor.execute(then)
-        elapsed += time.perf_counter() - start
-    return elapsed
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        for target in (self.copy_table, self.staged_table):
+            self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+        self.conn.close()
+

@@ -72,14 +72,14 @@ class BenchDatabase:
             self.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         self.conn.close()
 
-    def reset(self, route: Route, workload: Workload, prefill: int) -> None:
-        """Empty the sink's state and the route's table, then fill items 1..prefill."""
+    def reset(self, route: Route, workload: Workload, prefill: int, *also: sql.Identifier) -> None:
+        """Empty the sink's state; fill the route's table, and ``also`` tables shaped like it, with items 1..prefill."""
         state = [sql.Identifier(self.state_schema, name) for name in (statements.TOMBSTONES, statements.DEAD_LETTERS)]
         self.conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(state)))
-        self.fill(table(route), route, workload, prefill)
+        self.fill([table(route), *also], route, workload, prefill)
 
-    def fill(self, target: sql.Identifier, route: Route, workload: Workload, prefill: int) -> None:
-        """Empty ``target`` (the route's table or one shaped like it) and COPY items 1..prefill into it.
+    def fill(self, targets: Sequence[sql.Identifier], route: Route, workload: Workload, prefill: int) -> None:
+        """Empty ``targets`` (tables shaped like the route's) and COPY items 1..prefill into each.
 
         The state of a table under continuous replication: written since the last checkpoint.
         After a checkpoint, the first change to each page writes the whole page to the WAL;
@@ -89,14 +89,16 @@ class BenchDatabase:
         per checkpoint_timeout. So the checkpoint comes first, then the COPY, then VACUUM ANALYZE
         (visibility map, statistics).
         """
-        self.conn.execute(sql.SQL("TRUNCATE {}").format(target))
+        self.conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(targets)))
         try:
             self.conn.execute("CHECKPOINT")
         except psycopg.errors.InsufficientPrivilege:
             pass  # not a superuser: the next timed checkpoint may land inside a measurement
-        if prefill:
-            self.copy_lines(target, columns(route), self._prefill_lines(route, workload, prefill))
-        self.conn.execute(sql.SQL("VACUUM ANALYZE {}").format(target))
+        for target in targets:
+            if prefill:
+                self.copy_lines(target, columns(route), self._prefill_lines(route, workload, prefill))
+        for target in targets:
+            self.conn.execute(sql.SQL("VACUUM ANALYZE {}").format(target))
 
     def copy_lines(self, target: sql.Composable, names: Sequence[str], lines: Iterator[str]) -> None:
         query = sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, names)))
@@ -127,7 +129,8 @@ class BenchDatabase:
                     for row in transformed_rows(route, workload, POOL):
                         copy.write_row(copy_row(route, row, version=1))
                 rest = sql.SQL(", ").join(map(sql.Identifier, names[1:]))
-                with self.conn.cursor().copy(sql.SQL("COPY (SELECT {} FROM bench_pool) TO STDOUT").format(rest)) as copy:
+                query = sql.SQL("COPY (SELECT {} FROM bench_pool) TO STDOUT").format(rest)
+                with self.conn.cursor().copy(query) as copy:
                     text = b"".join(bytes(block) for block in copy).decode()
             self._pool_lines[route.name] = ["\t" + line + "\n" for line in text.split("\n") if line]
         return self._pool_lines[route.name]

@@ -95,8 +95,9 @@ def table(machine: dict[str, Any], cells: Sequence[Cell], python_us: dict[str, f
     lines += [
         "",
         "* per-record: the reference article's Lambda (bench/reference.py; Employees only), for comparison.",
-        "  COPY / staged upsert: the database's ceiling on the same batches' rows (COPY into an empty table;",
-        "  COPY into a staging table + INSERT .. ON CONFLICT DO UPDATE into the prefilled one).",
+        "  COPY / staged upsert: the database's ceiling on the same batches' rows, batch by batch in turn with",
+        "  the handler (COPY into an empty table; COPY into a staging table + INSERT .. ON CONFLICT DO UPDATE",
+        "  into one prefilled like the target). Rows are ready before the clock starts: no Python in them.",
         "Python side, no database (parse, route, transform, reduce, encode), CPU us/record: "
         + ", ".join(f"{route} {us:.1f}" for route, us in python_us.items()),
         f"Cold start (import handler + build config, fresh process): {cold['median_ms']:.0f} ms "

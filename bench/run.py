@@ -58,17 +58,19 @@ class Bench:
         return [json.dumps(event) for event in events(WORKLOADS[name], batch, count, prefill)]
 
     def cell(self, name: str, batch: int, prefill: int, payloads: list[str]) -> report.Cell:
+        """The handler, with the ceilings batch by batch in turn; then the per-record comparison."""
         route, workload = self.config.routes[name], WORKLOADS[name]
-        self.db.reset(route, workload, prefill)
-        records, seconds = run_handler(self.handler, payloads)
-        cell = report.Cell(name, batch, prefill, records, router=records / seconds)
+        ceilings = ceiling.Ceilings(self.url, route)
+        try:
+            self.db.reset(route, workload, prefill, ceilings.staged_table)
+            records, seconds = run_handler(self.handler, payloads, after=ceilings.after)
+        finally:
+            ceilings.close()
+        cell = report.Cell(name, batch, prefill, records, router=records / seconds,
+                           copy=records / ceilings.copy_seconds, staged=records / ceilings.staged_seconds)
         if name == "employees":
             cell.reference_records, seconds = self._reference(payloads, prefill)
             cell.reference = cell.reference_records / seconds
-        rows = ceiling.batch_rows(route, payloads)
-        cell.copy = records / ceiling.copy_ceiling(self.url, route, rows)
-        self.db.reset(route, workload, prefill)
-        cell.staged = records / ceiling.staged_upsert_ceiling(self.url, route, rows)
         return cell
 
     def _reference(self, payloads: list[str], prefill: int) -> tuple[int, float]:
@@ -77,7 +79,7 @@ class Bench:
         if self.reference is None:
             self.db.conn.execute(create_table_sql(route.schema, REFERENCE_TABLE))
             self.reference = ReferenceHandler(self.url, route.schema, REFERENCE_TABLE)
-        self.db.fill(target, route, WORKLOADS["employees"], prefill)
+        self.db.fill([target], route, WORKLOADS["employees"], prefill)
         return run_handler(self.reference, payloads, expect_response=False, budget=self.args.reference_budget)
 
     def python_side(self) -> dict[str, float]:
