@@ -82,7 +82,8 @@ def table(machine: dict[str, Any], cells: Sequence[Cell], python_us: dict[str, f
     lines = [
         f"cdc-router write path: {machine['cores']} cores ({machine['cpu']}), PostgreSQL {machine['postgres']} "
         f"on {machine['postgres_on']}, synchronous_commit={machine['synchronous_commit']}, fsync={machine['fsync']}",
-        "records/s end to end, one transaction per batch (higher is better)",
+        "records/s end to end, one transaction per batch (higher is better); load average (1 min) "
+        f"{machine['load_average']['start'][0]:.1f} at the start, {machine['load_average']['end'][0]:.1f} at the end",
         "",
         f"{'route':<10} {'batch':>6} {'prefill':>9} | {'cdc-router':>10} {'per-record*':>11} | "
         f"{'COPY':>8} {'staged upsert':>13} | {'of staged':>9} {'x per-record':>12}",

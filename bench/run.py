@@ -33,7 +33,7 @@ class Bench:
         self.cells: list[report.Cell] = []
 
     def run(self) -> None:
-        args, workload_stats = self.args, {}
+        args, workload_stats, load_before = self.args, {}, os.getloadavg()
         for name in args.routes:
             for prefill in args.prefill:
                 for batch in args.batch_sizes:
@@ -45,7 +45,7 @@ class Bench:
         self._log("cold start")
         cold = cold_start({"CDC_BENCH_SCHEMA": args.schema, "CDC_ROUTER_CONFIG": os.environ["CDC_ROUTER_CONFIG"]},
                           runs=3 if args.quick else 7)
-        machine = self.db.machine()
+        machine = {**self.db.machine(), "load_average": {"start": load_before, "end": os.getloadavg()}}
         print(report.table(machine, self.cells, python_us, cold))
         settings = {k: (str(v) if k == "json" else v) for k, v in vars(args).items()}
         document = report.document(machine, settings, workload_stats, self.cells, python_us, cold)
