@@ -108,8 +108,8 @@ class PostgresSink(Sink):
         # One round trip: BEGIN ... COMMIT travel in one pipeline and the server answers at the Sync.
         # If a statement fails, the server skips the rest up to the Sync, COMMIT included, and the
         # transaction is rolled back (``connection()`` clears the aborted state before the next use).
-        locks = sorted({statements.row_lock(self._targets[batch.route.name], change.key)
-                        for batch in batches if batch.route.deletes == "hard" for change in batch.changes})
+        locks = sorted(set().union(*(statements.row_locks(self._targets[b.route.name], (c.key for c in b.changes))
+                                     for b in batches if b.route.deletes == "hard")))
         with conn.pipeline():
             conn.execute("BEGIN")
             if locks:
