@@ -208,9 +208,10 @@ class Pipeline:
 def _after_rejection(plan: _Plan, exc: RejectedChangeError, failure: Failure | None) -> tuple[_Plan, Failure | None]:
     change = exc.change
     assert change is not None
-    # The database refused the image of the change's last record; the earlier records merged into the
-    # change are not at fault: they stay in the plan, and the next reduce makes the newest one the survivor.
-    record = change.record
+    # The database refused the image of the change's last record (or, for a soft delete that keeps the
+    # values of an upsert before it, that upsert's image); the other records merged into the change are
+    # not at fault: they stay in the plan, and the next reduce makes the newest one the survivor.
+    record = change.values_from or change.record
     reason = f"{record.where}: rejected by the database: {exc}"
     if change.route.on_error == "dead_letter":
         remaining = [c for c in plan.changes if not (c.record is record and c.route is change.route)]

@@ -8,12 +8,15 @@ may write the same table. The survivor remembers the earliest record merged into
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Iterable
 
 from sinks.base import DELETE, UPSERT, Change
 
 
 def reduce_changes(changes: Iterable[Change]) -> list[Change]:
+    """The survivors, as new ``Change`` objects: the inputs are left as they were, so that the
+    pipeline can take a refused record out and reduce the rest again."""
     latest: dict[tuple[Any, ...], Change] = {}
     for change in changes:
         route = change.route
@@ -22,11 +25,17 @@ def reduce_changes(changes: Iterable[Change]) -> list[Change]:
         if previous is None:
             latest[slot] = change
         elif change.version >= previous.version:
-            change.first = min(change.first, previous.first)
-            if change.op == DELETE and previous.op == UPSERT and route.deletes == "soft":
-                # a soft-deleted row keeps its last values: the upsert must not vanish with the batch
-                change.row, change.keeps_values = {**previous.row, **change.row}, True
-            latest[slot] = change
+            latest[slot] = _merge(previous, change)
         else:  # older than what we hold (only across shards or tables): keep the newer one
-            previous.first = min(change.first, previous.first)
+            latest[slot] = replace(previous, first=min(change.first, previous.first))
     return list(latest.values())
+
+
+def _merge(previous: Change, change: Change) -> Change:
+    first = min(change.first, previous.first)
+    if change.op == DELETE and change.route.deletes == "soft" and previous.op == UPSERT:
+        # a soft-deleted row keeps its last values: the upsert must not vanish with the batch
+        return replace(change, first=first, row={**previous.row, **change.row}, values_from=previous.record)
+    if change.op == DELETE and previous.keeps_values:
+        return replace(change, first=first, row={**previous.row, **change.row}, values_from=previous.values_from)
+    return replace(change, first=first)

@@ -30,7 +30,11 @@ class Change:
     version: int                   # stream SequenceNumber as a number (0: backfill)
     record: "ChangeRecord"         # the record whose image this is (the last one for its key)
     first: int = -1                # batch index of the earliest record merged into this change
-    keeps_values: bool = False     # a soft DELETE whose row carries the values of an upsert before it
+    values_from: "ChangeRecord | None" = None  # a soft DELETE that carries the values of this upsert record
+
+    @property
+    def keeps_values(self) -> bool:
+        return self.values_from is not None
 
     def __post_init__(self) -> None:
         if self.first < 0:
