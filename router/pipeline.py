@@ -100,7 +100,10 @@ class Pipeline:
 
     @paused_collector()
     def process(self, event: Any) -> BatchResult:
-        records = parse_event(event)
+        return self.process_records(parse_event(event))
+
+    def process_records(self, records: list[ChangeRecord]) -> BatchResult:
+        """``process`` for records built elsewhere: the backfill makes INSERTs of version 0."""
         result = BatchResult(records, {name: RouteStats() for name in self.config.routes})
         plan = self._plan(records)
         failure = plan.failure

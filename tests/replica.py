@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.events import ChangeRecord
+from router.backfill import insert_record
 from router.model import DELETED_COLUMN, Route
 from router.transform import RouteTransform
 
@@ -14,10 +14,7 @@ def expected_rows(route: Route, items: list[dict[str, Any]]) -> list[dict[str, A
     transform = RouteTransform(route)
     rows = []
     for item in items:
-        keys = {c.path[0]: item[c.path[0]] for c in route.key_columns if c.path[0] in item}
-        record = ChangeRecord(0, {}, route.source, event_name="INSERT", keys=keys, new_image=item,
-                              sequence_number="1", version=1)
-        change = transform(record)
+        change = transform(insert_record(0, route.source, [c.path[0] for c in route.key_columns], item))
         if change is not None:
             rows.append(change.row)
     return sorted(rows, key=lambda row: tuple(row[k] for k in route.key))
