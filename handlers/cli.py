@@ -250,3 +250,5 @@ def demo(config: Path | None, debug: bool) -> None:
                 console.print(*step_renderables(step), sep="\n")
         kept = "" if postgres.temporary else f"; the tables stay in schema {DEMO_SCHEMA} for a look"
     console.print(f"done in {time.monotonic() - began:.1f}s; nothing left running{kept}")
+
+from handlers import cli_backfill  # noqa: E402,F401  (registers backfill and verify on app)

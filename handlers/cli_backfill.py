@@ -1,0 +1,240 @@
+"""``cdc-router backfill`` and ``cdc-router verify``: options in, router/ and sinks/ do the work.
+
+Registered on ``handlers.cli.app`` (imported there with one line).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from handlers.cli import command
+from handlers.cli_support import console, error
+from router.backfill import Backfill, BackfillError, route_pipeline
+from router.config import load_config
+from router.model import Config, Route
+from router.pipeline import Pipeline
+from sinks.postgres.sink import PostgresSink
+
+
+def _scan_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--segments", type=click.IntRange(1, 1000), default=4, show_default=True,
+                     help="Parallel Scan segments (with --from-export: data files read at once)."),
+        click.option("--rate", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+                     help="Fraction of a provisioned table's read capacity to use."),
+        click.option("--items-per-second", type=click.FloatRange(0, min_open=True),
+                     help="Read at most this many items per second (for on-demand tables; overrides --rate)."),
+        click.option("--consistent-read", is_flag=True, help="Strongly consistent Scan reads (twice the capacity)."),
+        click.option("--endpoint-url", help="DynamoDB and Streams endpoint (DynamoDB Local, a moto server)."),
+        click.option("--region", help="AWS region [default: from the AWS config]."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return click.argument("route_name", metavar="ROUTE")(function)
+
+
+class _Aws:
+    """The clients of one command, and the source table's description."""
+
+    def __init__(self, region: str | None, endpoint_url: str | None, table_name: str):
+        import boto3
+
+        from router.handover import source_table
+
+        self.session = boto3.session.Session(region_name=region)
+        self.dynamodb = self.session.client("dynamodb", endpoint_url=endpoint_url)
+        self.streams = self.session.client("dynamodbstreams", endpoint_url=endpoint_url)
+        self.table = source_table(self.dynamodb, table_name)
+
+    @property
+    def key_names(self) -> list[str]:
+        return [element["AttributeName"] for element in self.table["KeySchema"]]
+
+
+def _route(config: Config, name: str) -> Route:
+    if name not in config.routes:
+        raise click.BadParameter(f"unknown route {name!r} (routes: {', '.join(config.routes)})", param_hint="ROUTE")
+    return config.routes[name]
+
+
+def _postgres(pipeline: Pipeline, route: Route, what: str) -> PostgresSink:
+    sink = pipeline.sinks[route.sink]
+    if not isinstance(sink, PostgresSink):
+        raise BackfillError(f"{what}, and route {route.name!r} writes to sink {route.sink!r} of type "
+                            f"{sink.config.type}")
+    return sink
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    """Refusals of the hand-over rules and broken exports: one line and exit code 1."""
+    try:
+        yield
+    except BackfillError as exc:
+        error(f"error: {exc}")
+        sys.exit(1)
+
+
+class _Speed(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} items/s" if task.speed else "- items/s", style="progress.data.speed")
+
+
+@contextmanager
+def _progress(title: str, total: int | None, done: int) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar with items/s and time left; yields the function that advances it by n items."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Speed(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(title, total=max(total, done) if total else None, completed=done)
+
+        def advance(items: int) -> None:
+            current = progress.tasks[0]  # the estimate (ItemCount is refreshed every six hours) may be short
+            grown = None if current.total is None else max(current.total, current.completed + items)
+            progress.update(task, advance=items, total=grown)
+
+        yield advance
+
+
+# -- backfill -------------------------------------------------------------------------------
+
+
+@command
+@_scan_options
+@click.option("--from-export", "export", metavar="PATH",
+              help="Read a DynamoDB export to S3 (DYNAMODB_JSON) instead of scanning: a directory or s3://bucket/prefix.")
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=1000, show_default=True,
+              help="Items per Scan page and per transaction.")
+@click.option("--restart", is_flag=True, help="Forget the saved positions of this backfill and start again.")
+def backfill(config: Path | None, route_name: str, segments: int, rate: float, items_per_second: float | None,
+             consistent_read: bool, endpoint_url: str | None, region: str | None, export: str | None,
+             batch_size: int, restart: bool, debug: bool) -> None:
+    """Write the items of ROUTE's source table into its target.
+
+    Reads the table with a parallel Scan (or an export to S3), through the route's transforms
+    and sink like stream records, but with version 0: a row is written only where the target
+    has no row and no tombstone for its key, so nothing the stream wrote is overwritten and no
+    deleted item comes back. Needs the table's stream enabled and its trigger deployed from
+    TRIM_HORIZON first. Positions are saved per segment: after a crash, run it again to go on.
+    """
+    loaded = load_config(config)
+    route = _route(loaded, route_name)
+    with _one_line():
+        aws = _Aws(region, endpoint_url, route.source)
+        source, warnings = _source(aws, loaded, route, export, segments, rate, items_per_second, consistent_read,
+                                   batch_size)
+        for warning in warnings:
+            console.print(Text(f"warning: {warning}", style="yellow"))
+        pipeline = route_pipeline(loaded, route)
+        try:
+            _backfill(pipeline, route, source, aws, segments, batch_size, restart)
+        finally:
+            pipeline.close()
+
+
+def _source(aws: _Aws, config: Config, route: Route, export: str | None, segments: int, rate: float,
+            items_per_second: float | None, consistent_read: bool, batch_size: int) -> tuple[Any, list[str]]:
+    from router.export import ExportSource
+    from router.handover import export_warnings, stream_warnings
+    from router.scan import ScanSource, read_limiter
+
+    warnings = stream_warnings(aws.streams, aws.table)
+    if export is None:
+        limiter = read_limiter(aws.table, rate, items_per_second)
+        console.print(f"scanning {route.source} in {segments} segment(s), {limiter.describe()}")
+        return ScanSource(aws.dynamodb, route.source, segments, consistent_read=consistent_read, page_size=batch_size,
+                          limiter=limiter, estimated_items=aws.table.get("ItemCount")), warnings
+    source = ExportSource(export, aws.session.client("s3") if export.startswith("s3://") else None, batch_size)
+    if source.table != route.source:
+        raise BackfillError(f"export {export} is of table {source.table!r}, and route {route.name!r} reads "
+                            f"{route.source!r}")
+    retention = config.sinks[route.sink].options.get("tombstone_retention_hours") if route.deletes == "hard" else None
+    console.print(f"reading export {source.name} ({len(source.segments)} data file(s), taken "
+                  f"{source.export_time:%Y-%m-%d %H:%M:%S}Z)")
+    return source, warnings + export_warnings(aws.table, source.export_time, retention)
+
+
+def _backfill(pipeline: Pipeline, route: Route, source: Any, aws: _Aws, segments: int, batch_size: int,
+              restart: bool) -> None:
+    from sinks.postgres.backfill_checkpoints import PostgresBackfillCheckpoints
+
+    checkpoints = PostgresBackfillCheckpoints(_postgres(pipeline, route, "backfill keeps its positions in a "
+                                                                         "postgres sink"))
+    checkpoints.create()
+    if restart:
+        checkpoints.clear(route.name, source.name)
+    runner = Backfill(pipeline, route, source, checkpoints, key_names=aws.key_names, batch_size=batch_size,
+                      workers=segments)
+    resumed = sum(state.items for state in runner.states().values())
+    began = time.monotonic()
+    with _progress(f"backfill {route.name}", source.estimated_items, resumed) as advance:
+        runner.on_page = lambda report: advance(report.items)
+        result = runner.run()
+    seconds = time.monotonic() - began
+    stats = result.stats
+    if result.pages == 0 and resumed:
+        console.print(f"nothing to do: this backfill finished earlier ({resumed} items); --restart runs it again")
+        return
+    console.print(f"{result.items} item(s) read in {seconds:.1f}s ({result.items / max(seconds, 1e-9):,.0f} items/s)"
+                  + (f", resumed after {result.resumed}" if result.resumed else "") + f": {stats.upserted} written, "
+                  f"{stats.stale} already in the target or deleted since, {stats.dead_lettered} dead-lettered; "
+                  f"positions in {checkpoints.table.as_string(None)}")
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+
+@command
+@_scan_options
+@click.option("--sample", type=click.IntRange(1), metavar="N",
+              help="Compare N random items, and look N random target rows up in DynamoDB, instead of everything.")
+@click.option("--show", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="How many differences to print.")
+def verify(config: Path | None, route_name: str, segments: int, rate: float, items_per_second: float | None,
+           consistent_read: bool, endpoint_url: str | None, region: str | None, sample: int | None, show: int,
+           debug: bool) -> None:
+    """Compare ROUTE's target table with its DynamoDB table; exit 1 on drift.
+
+    Every item goes through the route's transforms, and the rows they should make are
+    compared in the database with the live target rows (soft-deleted rows count as absent):
+    counts, keys missing on either side, and values that differ per column. Prints a summary
+    and the first differences. Python holds one page of items at a time; the comparison
+    runs in the database. --sample N reads about N items from random Scan segments instead.
+    """
+    from handlers.render_verify import report_renderables
+    from router.scan import ScanSource, read_limiter
+    from router.verify import Verifier, verify_all, verify_sample
+    from sinks.postgres.verify import PostgresComparison
+
+    loaded = load_config(config)
+    route = _route(loaded, route_name)
+    with _one_line():
+        aws = _Aws(region, endpoint_url, route.source)
+        options: dict[str, Any] = {"consistent_read": consistent_read,
+                                   "limiter": read_limiter(aws.table, rate, items_per_second)}
+        pipeline = route_pipeline(loaded, route)
+        try:
+            sink = _postgres(pipeline, route, "verify compares in a postgres sink")
+            if sink.check(route):
+                raise BackfillError(f"the table of route {route.name!r} differs from the route: see "
+                                    "cdc-router schema --check")
+            verifier = Verifier(route, PostgresComparison(sink, route), aws.key_names, show)
+            if sample:
+                report = verify_sample(verifier, aws.dynamodb, aws.table, sample, random.Random(), **options)
+            else:
+                source = ScanSource(aws.dynamodb, route.source, segments, **options)
+                with _progress(f"verify {route.name}", aws.table.get("ItemCount"), 0) as advance:
+                    report = verify_all(verifier, source, segments, advance)
+        finally:
+            pipeline.close()  # its connection's end drops the comparison's temporary table
+    console.print(*report_renderables(report), sep="\n")
+    if report.drift:
+        sys.exit(1)
