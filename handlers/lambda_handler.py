@@ -2,6 +2,7 @@
 per container, at import (an invalid tables.yaml stops the function from starting).
 
 Config path: ``CDC_ROUTER_CONFIG``, else ``config/tables.yaml`` beside the deployed code.
+Logs and metrics: ``handlers.observability``. ``context`` may be None (tests, the CLI).
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+from handlers.observability import metrics, publish, start_batch
 from router import deadline
 from router.config import ENV_VAR
-from router.log import logger
 from router.pipeline import Pipeline
 
 CONFIG_PATH = os.environ.get(ENV_VAR) or str(Path(__file__).resolve().parent.parent / "config" / "tables.yaml")
 pipeline = Pipeline.from_path(CONFIG_PATH)
 
 
+@metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    logger.append_keys(request_id=getattr(context, "aws_request_id", None))
+    start_batch(event, context, pipeline.config)
     with deadline.until(deadline.from_lambda_context(context)):
-        return pipeline.process(event).response
+        result = pipeline.process(event)
+    publish(result, pipeline.config)
+    return result.response

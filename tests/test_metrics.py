@@ -1,0 +1,88 @@
+"""The handler's CloudWatch EMF output, read back from stdout as CloudWatch Logs would read it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.metrics.provider import cold_start
+
+from factories import Stream, event
+
+
+def emf(captured: str) -> list[dict[str, Any]]:
+    """The EMF documents among stdout's lines (the JSON logs are there too)."""
+    documents = [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
+    return [d for d in documents if "_aws" in d]
+
+
+def with_id_not_a_bigint(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with Id 1.5: a cast error on the key column, which has no fallback."""
+    record["dynamodb"]["Keys"] = {"Id": {"N": "1.5"}}
+    record["dynamodb"]["NewImage"]["Id"] = {"N": "1.5"}
+    return record
+
+
+def metric_names(document: dict[str, Any]) -> dict[str, str]:
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    return {metric["Name"]: metric["Unit"] for metric in directive["Metrics"]}
+
+
+def test_a_batch_with_applied_stale_deleted_and_dead_lettered_records(
+        pg: Any, lambda_handler: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    module = lambda_handler(pg, on_error="dead_letter")
+    monkeypatch.setattr(cold_start, "is_cold_start", True)
+    stream, now = Stream("Employees"), time.time()
+    # GIVEN rows 1, 2 and 3 (a first invocation: the cold start)
+    module.handler(event([stream.insert({"Id": n, "empName": f"E{n}"}, sequence=1000 + n) for n in (1, 2, 3)]),
+                   None)
+    first = emf(capsys.readouterr().out)
+
+    # WHEN a batch brings a stale change of 1, a delete of 2, a new 4, and an Id that is no bigint
+    records = [stream.modify({"Id": 1, "empName": "old"}, sequence=900, created=now - 5),
+               stream.remove({"Id": 2}, sequence=1300, created=now - 2),
+               stream.insert({"Id": 4, "empName": "E4"}, sequence=1400, created=now - 1),
+               with_id_not_a_bigint(stream.insert({"Id": 5, "empName": "E5"}, sequence=1500, created=now - 1))]
+    assert module.handler(event(records), None) == {"batchItemFailures": []}
+    second = emf(capsys.readouterr().out)
+
+    # THEN one document for the route, with service and route as dimensions
+    [route] = [d for d in second if "route" in d]
+    assert route["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "CdcRouter"
+    assert route["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["route", "service"]]
+    assert (route["route"], route["service"]) == ("employees", "cdc-router")
+    assert metric_names(route) == {"RecordsApplied": "Count", "RecordsStale": "Count", "RecordsDeleted": "Count",
+                                   "RecordsDeadLettered": "Count", "RecordsFailed": "Count",
+                                   "ReplicationLagMs": "Milliseconds"}
+    assert {name: route[name] for name in metric_names(route) if name != "ReplicationLagMs"} == {
+        "RecordsApplied": [1.0], "RecordsStale": [1.0], "RecordsDeleted": [1.0], "RecordsDeadLettered": [1.0],
+        "RecordsFailed": [0.0]}
+    # the oldest record of the batch was created 5 s before it was sent (one time.time() later)
+    [lag] = route["ReplicationLagMs"]
+    assert 5000 <= lag < 5000 + (time.time() - now) * 1000 + 1
+    # and the batch size, for the function as a whole; the cold start only on the first invocation
+    [batch] = [d for d in second if "BatchRecords" in d]
+    assert (batch["BatchRecords"], batch["_aws"]["CloudWatchMetrics"][0]["Dimensions"]) == ([4.0], [["service"]])
+    assert not any("ColdStart" in d for d in second)
+    [cold] = [d for d in first if "ColdStart" in d]
+    assert cold["ColdStart"] == [1.0] and cold["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["function_name", "service"]]
+    [applied] = [d for d in first if "route" in d]
+    assert applied["RecordsApplied"] == [3.0]
+    assert pg.rows("Employees", order_by="Id") == [{"Id": 1, "Name": "E1", "Department": "NA"},
+                                                   {"Id": 3, "Name": "E3", "Department": "NA"},
+                                                   {"Id": 4, "Name": "E4", "Department": "NA"}]
+
+
+def test_a_failed_batch_counts_its_failed_records(pg: Any, lambda_handler: Any,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    module = lambda_handler(pg, on_error="fail")
+    stream = Stream("Employees")
+    bad = with_id_not_a_bigint(stream.insert({"Id": 7}, sequence=2000))
+    response = module.handler(event([stream.insert({"Id": 6}, sequence=1900), bad,
+                                     stream.insert({"Id": 8}, sequence=2100)]), None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "2000"}]}
+    [route] = [d for d in emf(capsys.readouterr().out) if "route" in d]
+    assert (route["RecordsApplied"], route["RecordsFailed"]) == ([1.0], [2.0])
