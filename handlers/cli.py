@@ -252,3 +252,4 @@ def demo(config: Path | None, debug: bool) -> None:
     console.print(f"done in {time.monotonic() - began:.1f}s; nothing left running{kept}")
 
 from handlers import cli_backfill  # noqa: E402,F401  (registers backfill and verify on app)
+from handlers import cli_deploy  # noqa: E402,F401  (registers template, package and dead-letters)

@@ -101,6 +101,19 @@ class RejectedChangeError(SinkError):
 
 
 @dataclass(frozen=True)
+class StoredDeadLetter:
+    """A row of a sink's dead-letter table: the record as delivered, and why it was set aside."""
+
+    id: int
+    route: str
+    source_table: str | None
+    sequence_number: int | None
+    error: str
+    record: dict[str, Any]         # the Lambda stream record, as the pipeline received it
+    failed_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class Drift:
     """One way a live target table differs from its route, and the statements that fix it."""
 
@@ -162,6 +175,14 @@ class Sink:
     def explain(self, batches: Sequence[RouteBatch]) -> list[str]:
         """The statements ``apply`` would run for ``batches``, for dry runs; nothing by default."""
         return []
+
+    def dead_letters(self, routes: Sequence[str] = (), limit: int | None = None) -> list[StoredDeadLetter]:
+        """The dead-lettered records (only these routes' if given), by route and stream order."""
+        raise NotImplementedError(f"sink type {self.config.type!r} keeps no dead-letter table")
+
+    def remove_dead_letters(self, ids: Sequence[int]) -> int:
+        """Delete dead letters by id (once a retry applied them); return how many went."""
+        raise NotImplementedError(f"sink type {self.config.type!r} keeps no dead-letter table")
 
     def close(self) -> None:
         """Release connections; the sink may be used again afterwards."""

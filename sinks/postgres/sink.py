@@ -22,6 +22,8 @@ from sinks.base import Capabilities, Change, RejectedChangeError, RouteBatch, Ro
 from sinks.common import PURGE_EVERY, dead_letter_row, route_stats
 from sinks.postgres import statements
 from sinks.postgres import drift
+from sinks.postgres import dead_letters as letter_table
+from sinks.base import StoredDeadLetter
 from sinks.postgres.connection import Credentials, classify
 
 
@@ -166,6 +168,14 @@ class PostgresSink(Sink):
             params = ", ".join(f"%({k})s = {v}" for k, v in self._params(batch.route, batch.changes).items())
             explained.append(f"-- {batch.route.name}: {params}\n{self._apply_sql[batch.route.name]}")
         return explained
+
+    # -- dead letters ---------------------------------------------------------------------
+
+    def dead_letters(self, routes: Sequence[str] = (), limit: int | None = None) -> list[StoredDeadLetter]:
+        return letter_table.read(self, routes, limit)
+
+    def remove_dead_letters(self, ids: Sequence[int]) -> int:
+        return letter_table.remove(self, ids)
 
     # -- DDL ------------------------------------------------------------------------------
 

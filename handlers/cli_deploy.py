@@ -1,0 +1,82 @@
+"""``cdc-router template``, ``package`` and ``dead-letters``: deploying the function and
+recovering from what it set aside. Registered on ``handlers.cli.app`` when that module loads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.text import Text
+
+from handlers.cli import _routes, app, command
+from handlers.cli_support import console, subcommand
+from router.config import default_path, load_config
+from router.pipeline import Pipeline
+
+DEFAULT_TEMPLATE = Path("deploy/template.yaml")
+DEFAULT_ZIP = Path("build/cdc-router-lambda.zip")
+ARCHITECTURES = ("x86_64", "arm64")
+
+
+# -- dead-letters ---------------------------------------------------------------------------
+
+
+@app.group("dead-letters")
+def dead_letters() -> None:
+    """List or retry the records set aside under on_error: dead_letter."""
+
+
+@subcommand(dead_letters)
+@click.option("--route", multiple=True, help="Only this route (repeatable).")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+def list_command(config: Path | None, route: tuple[str, ...], limit: int, debug: bool) -> None:
+    """Show the dead-letter table's rows: route, SequenceNumber, when, and the error."""
+    from router.redrive import stored
+
+    pipeline = Pipeline.from_config(load_config(config))
+    try:
+        names = [r.name for r in _routes(pipeline.config, route)] if route else []
+        letters = list(stored(pipeline, names, limit))
+    finally:
+        pipeline.close()
+    console.print(f"{len(letters)} dead letter(s)" + (f" (the first {limit})" if len(letters) == limit else ""))
+    for sink, letter in letters:
+        console.print(Text(f"{letter.route} #{letter.id}: table {letter.source_table}, SequenceNumber "
+                           f"{letter.sequence_number}, failed {letter.failed_at.isoformat(timespec='seconds')}, "
+                           f"sink {sink.name}"))
+        console.print(Text(f"    {letter.error}", style="red"))
+
+
+@subcommand(dead_letters)
+@click.option("--route", multiple=True, help="Only this route (repeatable).")
+def retry_command(config: Path | None, route: tuple[str, ...], debug: bool) -> None:
+    """Re-apply dead letters through the current config; remove the ones that succeed.
+
+    Fix the route (a type, a column) or the target first. Each record goes through the
+    pipeline with its version guard, so a retry never overwrites newer data. Exits 1 if
+    any record still fails.
+    """
+    from router.redrive import retry
+
+    pipeline = Pipeline.from_config(load_config(config))
+    try:
+        names = [r.name for r in _routes(pipeline.config, route)] if route else []
+        outcomes = retry(pipeline, names)
+    finally:
+        pipeline.close()
+    for outcome in outcomes:
+        letter = outcome.letter
+        where = f"{letter.route} #{letter.id} (SequenceNumber {letter.sequence_number})"
+        if outcome.applied:
+            stats = outcome.stats
+            what = "stale: the row was already newer" if stats and stats.stale else "applied"
+            console.print(f"{where}: {what}; removed from the dead letters")
+        else:
+            console.print(Text(f"{where}: still fails: {outcome.reason}", style="red"))
+    failed = [o for o in outcomes if not o.applied]
+    console.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} dead letter(s) applied and removed")
+    if failed:
+        sys.exit(1)
