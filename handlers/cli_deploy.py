@@ -21,6 +21,50 @@ DEFAULT_ZIP = Path("build/cdc-router-lambda.zip")
 ARCHITECTURES = ("x86_64", "arm64")
 
 
+# -- template -------------------------------------------------------------------------------
+
+
+@command
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_TEMPLATE,
+              show_default=True, help="Where to write the template ('-': stdout).")
+@click.option("--code-uri", default=None, help="The zip, relative to the template "
+                                               "[default: build/cdc-router-lambda.zip seen from --output].")
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default="x86_64", show_default=True,
+              help="Lambda architecture; build the zip with the same --arch.")
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=100, show_default=True)
+@click.option("--batching-window", type=click.IntRange(0, 300), default=1, show_default=True,
+              help="MaximumBatchingWindowInSeconds.")
+@click.option("--max-retries", type=click.IntRange(0, 10000), default=10, show_default=True,
+              help="MaximumRetryAttempts before a batch goes to the failure queue.")
+@click.option("--max-record-age", type=click.IntRange(60, 604800), default=86400, show_default=True,
+              help="MaximumRecordAgeInSeconds.")
+@click.option("--starting-position", type=click.Choice(["TRIM_HORIZON", "LATEST"]), default="TRIM_HORIZON",
+              show_default=True)
+def template(config: Path | None, output: Path, code_uri: str | None, arch: str, batch_size: int,
+             batching_window: int, max_retries: int, max_record_age: int, starting_position: str,
+             debug: bool) -> None:
+    """Render the AWS SAM template from the config: one stream trigger per routed table.
+
+    The trigger settings become the defaults of template parameters (override them with
+    sam deploy --parameter-overrides). Render again after adding a route.
+    """
+    from handlers import sam_template
+
+    if code_uri is None:
+        target_dir = Path.cwd() if str(output) == "-" else output.resolve().parent
+        code_uri = os.path.relpath(Path.cwd() / DEFAULT_ZIP, target_dir)
+    settings = sam_template.Settings(code_uri=code_uri, architecture=arch, batch_size=batch_size,
+                                     batching_window=batching_window, max_retries=max_retries,
+                                     max_record_age=max_record_age, starting_position=starting_position)
+    rendered = sam_template.render(config or default_path(), settings)
+    if str(output) == "-":
+        click.echo(sam_template.dump(rendered), nl=False)
+        return
+    sam_template.write(rendered, output)
+    triggers = [name for name, r in rendered["Resources"]["Function"]["Properties"]["Events"].items()]
+    console.print(f"{output}: {len(triggers)} trigger(s) ({', '.join(triggers)}), code {code_uri}, {arch}")
+
+
 # -- dead-letters ---------------------------------------------------------------------------
 
 
