@@ -65,6 +65,29 @@ def template(config: Path | None, output: Path, code_uri: str | None, arch: str,
     console.print(f"{output}: {len(triggers)} trigger(s) ({', '.join(triggers)}), code {code_uri}, {arch}")
 
 
+# -- package --------------------------------------------------------------------------------
+
+
+@command
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_ZIP,
+              show_default=True)
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default="x86_64", show_default=True)
+@click.option("--python-version", default="3.12", show_default=True,
+              help="The runtime's Python (the template's is 3.12).")
+def package(config: Path | None, output: Path, arch: str, python_version: str, debug: bool) -> None:
+    """Build the Lambda zip: the code, manylinux wheels for --arch, and the config as config/tables.yaml.
+
+    boto3 and botocore are left out: the Lambda runtime provides them.
+    """
+    from handlers.package import build
+
+    path = Path(config or default_path())
+    load_config(path)  # refuse to package an invalid config
+    built = build(output, path, arch=arch, python_version=python_version)
+    console.print(f"{built.path}: {built.size / 1e6:.1f} MB zipped, {built.unpacked / 1e6:.1f} MB unzipped, "
+                  f"{built.files} files; Lambda {arch}, Python {python_version}; config {path}")
+
+
 # -- dead-letters ---------------------------------------------------------------------------
 
 
