@@ -1,7 +1,9 @@
-"""The handler's CloudWatch EMF output, read back from stdout as CloudWatch Logs would read it."""
+"""What the handler tells CloudWatch: EMF metrics read back from stdout as CloudWatch Logs would
+read them, and the JSON log lines with their correlation keys and (only if asked) record bodies."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from typing import Any
@@ -9,7 +11,11 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 
+from conftest import EMPLOYEES
 from factories import Stream, event
+from router.log import logger
+
+LOGGING_EMPLOYEES = EMPLOYEES.replace("    on_error: {on_error}\n", "    on_error: {on_error}\n    log_records: {log_records}\n")
 
 
 def emf(captured: str) -> list[dict[str, Any]]:
@@ -86,3 +92,20 @@ def test_a_failed_batch_counts_its_failed_records(pg: Any, lambda_handler: Any,
     assert response == {"batchItemFailures": [{"itemIdentifier": "2000"}]}
     [route] = [d for d in emf(capsys.readouterr().out) if "route" in d]
     assert (route["RecordsApplied"], route["RecordsFailed"]) == ([1.0], [2.0])
+
+
+@pytest.mark.parametrize("log_records", [False, True])
+def test_an_error_log_carries_the_batch_keys_and_the_record_only_if_the_route_opts_in(
+        pg: Any, lambda_handler: Any, log_records: bool) -> None:
+    module = lambda_handler(pg, template=LOGGING_EMPLOYEES, log_records=str(log_records).lower())
+    stream = Stream("Employees")
+    bad = with_id_not_a_bigint(stream.insert({"Id": 7, "empName": "Private Person"}, sequence=2000))
+    logs, handler = io.StringIO(), logger.registered_handler
+    previous = handler.setStream(logs)
+    try:
+        assert module.handler(event([bad]), None) == {"batchItemFailures": [{"itemIdentifier": "2000"}]}
+    finally:
+        handler.setStream(previous)
+    [error] = [line for line in map(json.loads, logs.getvalue().splitlines()) if line["level"] == "ERROR"]
+    assert (error["route"], error["stream"], error["sequence_numbers"]) == ("employees", stream.arn, "2000-2000")
+    assert ("Private Person" in logs.getvalue()) is log_records
