@@ -80,9 +80,10 @@ def package(config: Path | None, output: Path, arch: str, python_version: str, d
     boto3 and botocore are left out: the Lambda runtime provides them.
     """
     from handlers.package import build
+    from handlers.sam_template import load_deployable
 
     path = Path(config or default_path())
-    load_config(path)  # refuse to package an invalid config
+    load_deployable(path)  # refuse to package an invalid config (its ${VAR}s come from the stack)
     built = build(output, path, arch=arch, python_version=python_version)
     console.print(f"{built.path}: {built.size / 1e6:.1f} MB zipped, {built.unpacked / 1e6:.1f} MB unzipped, "
                   f"{built.files} files; Lambda {arch}, Python {python_version}; config {path}")

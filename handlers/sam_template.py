@@ -64,14 +64,22 @@ def render(config_path: str | os.PathLike[str], settings: Settings = Settings())
     raw = yamlfile.read(text, environ={}).raw or {}
     names = _Names(res.FIXED_NAMES)
     refs = _env_references(text, raw, names)
-    # Validate as the function will; unset variables get a stand-in (the stack provides them).
-    environ = {**{r.var: r.default or f"<{r.var}>" for r in refs.values()}, **os.environ}
-    config = load_config(config_path, environ=environ)
+    config = load_deployable(config_path, refs.values())
     sources = sorted(config.routes_by_source)
     triggers = {source: names.take(source, "Stream") for source in sources}
     alarms = {route: names.take(route, "Route") for route in config.routes}
     secrets = _secret_resources(raw, config, refs)
     return res.template(settings, triggers, alarms, refs.values(), secrets)
+
+
+def load_deployable(config_path: str | os.PathLike[str], refs: Iterable[EnvReference] | None = None) -> Config:
+    """Validate the config as the function will, with a stand-in for each ``${VAR}`` unset here:
+    the deployed function gets its value from the stack, not from this shell."""
+    if refs is None:
+        text = Path(config_path).read_text(encoding="utf-8")
+        refs = _env_references(text, yamlfile.read(text, environ={}).raw or {}, _Names(res.FIXED_NAMES)).values()
+    environ = {**{r.var: r.default or f"<{r.var}>" for r in refs}, **os.environ}
+    return load_config(config_path, environ=environ)
 
 
 def dump(template: dict[str, Any]) -> str:

@@ -27,6 +27,9 @@ from click.testing import CliRunner
 from factories import EVENTS
 from handlers.cli import app
 from handlers.package import build
+from handlers.sam_template import load_deployable
+from router.config import load_config
+from router.errors import ConfigError
 
 LOCAL_ARCH = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
 LOCAL_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -102,3 +105,17 @@ def test_the_lambda_zip_holds_manylinux_wheels_for_python_3_12_and_no_boto3(tmp_
     elf = zipfile.ZipFile(built.path).read(driver)
     assert elf[:4] == b"\x7fELF" and int.from_bytes(elf[18:20], "little") == ELF_MACHINE[arch]
     assert built.size == built.path.stat().st_size < LAMBDA_LIMIT and built.files == len(names)
+
+
+def test_the_config_is_validated_before_packaging_with_its_variables_left_to_the_stack(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    shipped = Path(__file__).parent.parent / "config" / "tables.yaml"
+    with pytest.raises(ConfigError, match="DATABASE_URL is not set"):
+        load_config(shipped)  # what the function would say without its environment
+    assert set(load_deployable(shipped).routes) == {"employees", "orders"}
+    invalid = tmp_path / "tables.yaml"
+    invalid.write_text("version: 1\nsinks: {aurora: {type: postgres, dsn: x}}\nroutes: {}\n")
+    done = CliRunner().invoke(app, ["package", "-c", str(invalid), "-o", str(tmp_path / "x.zip")])
+    assert (done.exit_code, done.output) == (1, f"{invalid}: routes: must not be empty\n")
+    assert not (tmp_path / "x.zip").exists()
