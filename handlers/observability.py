@@ -51,7 +51,8 @@ def start_batch(event: Any, context: Any, config: Config) -> None:
     records = event.get("Records") if isinstance(event, dict) else None
     records = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
     stream = records[0].get("eventSourceARN") if records else None
-    numbers = [(r.get("dynamodb") or {}).get("SequenceNumber") for r in records]
+    bodies = [r.get("dynamodb") for r in records]  # a malformed record must not break the logging
+    numbers = [b.get("SequenceNumber") for b in bodies if isinstance(b, dict)]
     numbers = [n for n in numbers if isinstance(n, str)]
     table, _ = table_from_arn(stream)
     logger.append_keys(

@@ -109,3 +109,17 @@ def test_an_error_log_carries_the_batch_keys_and_the_record_only_if_the_route_op
     [error] = [line for line in map(json.loads, logs.getvalue().splitlines()) if line["level"] == "ERROR"]
     assert (error["route"], error["stream"], error["sequence_numbers"]) == ("employees", stream.arn, "2000-2000")
     assert ("Private Person" in logs.getvalue()) is log_records
+
+
+def test_a_record_whose_dynamodb_is_not_an_object_still_gets_a_clear_failure(pg: Any, lambda_handler: Any) -> None:
+    # GIVEN a batch whose second record has "dynamodb": true (found by the bad-input fuzz test:
+    # the log keys were read before the parser could report the record)
+    module = lambda_handler(pg)
+    stream = Stream("Employees")
+    good, bad = stream.insert({"Id": 1, "empName": "a", "empDepartment": "b"}), stream.insert({"Id": 2})
+    bad["dynamodb"] = True
+    # WHEN handled THEN the good record is written and the bad one reported (the one before it,
+    # since it has no SequenceNumber of its own), not an AttributeError from the logging
+    response = module.handler(event([good, bad]), None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": good["dynamodb"]["SequenceNumber"]}]}
+    assert [r["Id"] for r in pg.rows("Employees")] == [1]
