@@ -19,7 +19,8 @@ from router import yamlfile
 from router.errors import CastError, ConfigError
 from router.model import MISSING, RESERVED_COLUMNS, Column, Config, Filter, Route, SinkConfig
 from router.types import parse_type
-from router.yamlfile import Path, dotted
+from router.config_errors import Errors
+from router.yamlfile import Path
 from sinks import registry
 from sinks.base import Capabilities
 from sinks.limits import fit_type
@@ -95,7 +96,7 @@ def parse_config(text: str, path: str = DEFAULT_PATH, environ: Mapping[str, str]
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {_one_line(exc)} (quote values with [ ] {{ }} : # in them, "
                            'e.g. type: "text[]")']) from None
-    errors = _Errors(path, doc)
+    errors = Errors(path, doc)
     for where, message in doc.errors:
         errors.add(where, message)
     if not isinstance(doc.data, dict):
@@ -111,7 +112,7 @@ def parse_config(text: str, path: str = DEFAULT_PATH, environ: Mapping[str, str]
     return Config(path=path, sinks=sinks, routes=routes, unrouted=data["unrouted"], version=data["version"])
 
 
-def _build_sinks(entries: dict[str, Any], errors: "_Errors") -> dict[str, SinkConfig]:
+def _build_sinks(entries: dict[str, Any], errors: Errors) -> dict[str, SinkConfig]:
     sinks: dict[str, SinkConfig] = {}
     for name, entry in entries.items():
         if not isinstance(entry, dict) or entry.get("type") not in registry.sink_types():
@@ -126,7 +127,7 @@ def _build_sinks(entries: dict[str, Any], errors: "_Errors") -> dict[str, SinkCo
     return sinks
 
 
-def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], errors: "_Errors") -> dict[str, Route]:
+def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], errors: Errors) -> dict[str, Route]:
     routes: dict[str, Route] = {}
     for name, entry in entries.items():
         if isinstance(entry, dict):
@@ -141,7 +142,7 @@ class _RouteBuilder:
     """Cross-field checks for one route, on every part the schema found well-formed (so that one
     load reports everything to fix), then the ``Route`` itself if nothing is wrong."""
 
-    def __init__(self, name: str, entry: dict[str, Any], sinks: dict[str, SinkConfig], errors: "_Errors"):
+    def __init__(self, name: str, entry: dict[str, Any], sinks: dict[str, SinkConfig], errors: Errors):
         self.name, self.entry, self.sinks, self.errors = name, entry, sinks, errors
         self.path: Path = ("routes", name)
 
@@ -253,7 +254,7 @@ class _RouteBuilder:
                       begins_with=spec.get("begins_with"))
 
 
-def _check_shared_targets(routes: dict[str, Route], sinks: dict[str, SinkConfig], errors: "_Errors") -> None:
+def _check_shared_targets(routes: dict[str, Route], sinks: dict[str, SinkConfig], errors: Errors) -> None:
     first: dict[tuple[str, str, str], Route] = {}
     for route in routes.values():
         other = first.setdefault((route.sink, route.schema, route.table), route)
@@ -284,81 +285,3 @@ def _split_table(text: str, default_schema: str) -> tuple[str, str]:
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
-
-
-class _Errors:
-    """Collects messages in the ``FILE: path: message`` form."""
-
-    def __init__(self, path: str, doc: yamlfile.Document):
-        self.file, self.doc = path, doc
-        self.items: list[tuple[Path, str]] = []
-
-    @property
-    def count(self) -> int:
-        return len(self.items)
-
-    def add(self, path: Path, message: str) -> None:
-        self.items.append((tuple(path), self._hide_expanded(message)))
-
-    def _hide_expanded(self, message: str) -> str:
-        """Show ``${VAR}`` as written wherever its value (a dsn, a password) would appear."""
-        for path in self.doc.expanded:
-            value, written = self.doc.value(path), str(self.doc.shown(path))
-            if isinstance(value, str) and value and value != written:
-                message = _mask_value(message, value, written)
-        return message
-
-    def has_under(self, prefix: Path) -> bool:
-        return any(p[: len(prefix)] == prefix for p, _ in self.items)
-
-    def add_cerberus(self, errors: Iterable[Any], schema: dict[str, Any], prefix: Path = ()) -> None:
-        for error in errors:
-            if error.is_group_error:
-                self.add_cerberus(error.child_errors, schema, prefix)
-                continue
-            path = prefix + tuple(error.document_path)
-            if any(reported == path for reported, _ in self.items):
-                continue  # e.g. "must not be empty" after "environment variable X is not set"
-            self.add(path, _cerberus_message(error, schema, error.value))
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise ConfigError([f"{self.file}: {dotted(p)}: {m}" for p, m in self.items])
-
-
-def _mask_value(message: str, value: str, written: str) -> str:
-    if value in message:
-        return message.replace(value, written)
-    for size in range(len(value) - 1, 7, -1):  # a value shown cut short, as in "'s3cr3t-Pa...'"
-        if value[:size] in message:
-            return message.replace(value[:size], written)
-    return message
-
-
-def _cerberus_message(error: Any, schema: dict[str, Any], value: Any) -> str:
-    rule, constraint = error.rule, error.constraint
-    if error.code == 0 and error.info:  # a message from a check_with rule
-        return str(error.info[0])
-    if rule == "required":
-        return "required key is missing"
-    if error.code == cerberus.errors.UNKNOWN_FIELD.code:
-        allowed = _allowed_keys(schema, error.schema_path)
-        return "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
-    if rule == "allowed":
-        return f"invalid value {value!r} (allowed: {', '.join(map(str, constraint))})"
-    if rule == "type":
-        wanted = " or ".join(constraint) if isinstance(constraint, list) else constraint
-        return f"invalid value {value!r} (expected a {wanted})"
-    if rule == "empty":
-        return "must not be empty"
-    if rule == "nullable":
-        return "must not be null"
-    handler = cerberus.errors.BasicErrorHandler()
-    return handler._format_message(error.field, error)
-
-
-def _allowed_keys(schema: dict[str, Any], schema_path: tuple[Any, ...]) -> list[str]:
-    node: Any = schema
-    for part in schema_path:
-        node = node.get(part) if isinstance(node, dict) else None
-    return sorted(node) if isinstance(node, dict) else []

@@ -7,20 +7,12 @@ the value to store, or raises ``CastError``: never a silent truncation or roundi
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import math
 import re
-import struct
-import uuid
 from dataclasses import dataclass
-from decimal import Context, Decimal, InvalidOperation
-from typing import Any, Callable, Iterator
 
-from router.attrs import dumps_exact
-from router.errors import CastError
+from router.casts import CASTS, INT_RANGES, Cast, array_cast, numeric_cast, varchar_cast
 
-Cast = Callable[[Any], Any]
+__all__ = ["ColumnType", "EXPECTED", "INT_RANGES", "parse_type"]
 
 # Canonical names, in the order error messages list them.
 SCALAR_TYPES = (
@@ -37,9 +29,6 @@ ALIASES = {
     "timestamp without time zone": "timestamp", "timestamp with time zone": "timestamptz",
 }
 _TYPE_RE = re.compile(r"^(?P<base>[a-z][a-z0-9 ]*?)\s*(?:\((?P<args>[0-9 ,]*)\))?\s*(?P<array>\[\])?$")
-INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
-_WIDE = Context(prec=1100)  # numeric(p,s) allows p up to 1000: the default 28 digits would refuse 38-digit values
-EPOCH_MS_THRESHOLD = 10**11  # larger epoch numbers are milliseconds (10**11 s is the year 5138)
 
 
 @dataclass(frozen=True)
@@ -73,7 +62,7 @@ def parse_type(text: str) -> ColumnType:
     if not match["array"]:
         return scalar
     return ColumnType(
-        name=scalar.name + "[]", base=scalar.base, cast=_array_cast(scalar), is_array=True,
+        name=scalar.name + "[]", base=scalar.base, cast=array_cast(scalar.name, scalar.cast), is_array=True,
         length=scalar.length, precision=scalar.precision, scale=scalar.scale,
     )
 
@@ -83,270 +72,23 @@ def _scalar(base: str, args: list[str], text: str) -> ColumnType:
         if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= 10485760:
             raise ValueError(f"invalid type {text!r}: varchar needs a length, e.g. varchar(20)")
         n = int(args[0])
-        return ColumnType(f"varchar({n})", "varchar", _varchar_cast(n), length=n)
+        return ColumnType(f"varchar({n})", "varchar", varchar_cast(n), length=n)
     if base == "numeric":
         return _numeric(args, text)
     if args:
         raise ValueError(f"invalid type {text!r}: {base} takes no arguments")
-    if base not in _CASTS:
+    if base not in CASTS:
         raise ValueError(f"unknown type {text!r} (expected {EXPECTED})")
-    return ColumnType(base, base, _CASTS[base])
+    return ColumnType(base, base, CASTS[base])
 
 
 def _numeric(args: list[str], text: str) -> ColumnType:
     if not args:
-        return ColumnType("numeric", "numeric", _numeric_cast(None, None))
+        return ColumnType("numeric", "numeric", numeric_cast(None, None))
     if len(args) > 2 or not all(a.isdigit() for a in args):
         raise ValueError(f"invalid type {text!r}: expected numeric, numeric(p) or numeric(p,s)")
     precision, scale = int(args[0]), int(args[1]) if len(args) == 2 else 0
     if not 1 <= precision <= 1000 or scale > precision:
         raise ValueError(f"invalid type {text!r}: need 1 <= p <= 1000 and 0 <= s <= p")
-    return ColumnType(f"numeric({precision},{scale})", "numeric", _numeric_cast(precision, scale),
+    return ColumnType(f"numeric({precision},{scale})", "numeric", numeric_cast(precision, scale),
                       precision=precision, scale=scale)
-
-
-def _fail(value: Any, type_name: str, reason: str = "") -> CastError:
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    return CastError(f"{shown} does not fit {type_name}" + (f": {reason}" if reason else ""))
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, (int, Decimal)):
-        text = str(value)
-    elif isinstance(value, (bytes, bytearray)):
-        text = base64.b64encode(value).decode("ascii")
-    elif isinstance(value, (dt.date, dt.datetime)):
-        text = value.isoformat()
-    else:
-        text = dumps_exact(value)
-    _check_storable(value, text, "text")
-    return text
-
-
-def _check_storable(value: Any, text: str, type_name: str) -> None:
-    """PostgreSQL text and jsonb hold neither NUL nor unpaired surrogates (invalid UTF-8)."""
-    if "\x00" in text:
-        raise _fail(value, type_name, "PostgreSQL cannot store NUL (0x00) characters")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _fail(value, type_name, "not valid UTF-8 (unpaired surrogate)") from None
-
-
-def _strings(value: Any) -> Iterator[str]:
-    """Every string inside a nested value, keys included."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _strings(item)
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        for item in value:
-            yield from _strings(item)
-
-
-def _varchar_cast(n: int) -> Cast:
-    def cast(value: Any) -> str:
-        text = _text(value)
-        if len(text) > n:
-            raise _fail(value, f"varchar({n})", f"{len(text)} characters, at most {n} allowed")
-        return text
-    return cast
-
-
-def _decimal(value: Any, type_name: str) -> Decimal:
-    if isinstance(value, bool):
-        raise _fail(value, type_name, "a boolean is not a number")
-    if isinstance(value, Decimal):
-        number = value
-    elif isinstance(value, int):
-        return Decimal(value)
-    elif isinstance(value, float):
-        number = Decimal(repr(value))
-    elif isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            raise _fail(value, type_name, "not a number") from None
-    else:
-        raise _fail(value, type_name, "not a number")
-    if not number.is_finite():
-        raise _fail(value, type_name, "not a finite number")
-    return number
-
-
-def _int_cast(type_name: str) -> Cast:
-    bound = INT_RANGES[type_name]
-
-    def cast(value: Any) -> int:
-        if type(value) is int:
-            number = value
-        else:
-            decimal = _decimal(value, type_name)
-            if decimal != decimal.to_integral_value():
-                raise _fail(value, type_name, "not a whole number")
-            number = int(decimal)
-        if not -bound <= number < bound:
-            raise _fail(value, type_name, "out of range")
-        return number
-    return cast
-
-
-def _numeric_cast(precision: int | None, scale: int | None) -> Cast:
-    type_name = "numeric" if precision is None else f"numeric({precision},{scale})"
-
-    def cast(value: Any) -> Decimal:
-        number = _decimal(value, type_name)
-        if precision is None:
-            return number
-        try:
-            fitted = number.quantize(Decimal(1).scaleb(-scale), context=_WIDE)
-        except InvalidOperation:
-            raise _fail(value, type_name, "too many digits") from None
-        if fitted != number:
-            raise _fail(value, type_name, f"more than {scale} decimal places")
-        if fitted.adjusted() >= precision - scale:
-            raise _fail(value, type_name, f"more than {precision - scale} digits before the point")
-        return fitted
-    return cast
-
-
-def _float_cast(type_name: str, to_float: Callable[[float], float]) -> Cast:
-    def cast(value: Any) -> float:
-        number = _decimal(value, type_name)
-        try:
-            result = to_float(float(number))
-        except OverflowError:
-            result = math.inf
-        # PostgreSQL refuses both overflow and underflow to zero ("out of range"); so must we.
-        if not math.isfinite(result) or (result == 0.0 and number != 0):
-            raise _fail(value, type_name, "out of range")
-        return result
-    return cast
-
-
-def _as_real(number: float) -> float:
-    """Round to single precision as PostgreSQL's real does."""
-    return struct.unpack("f", struct.pack("f", number))[0]
-
-
-_TRUE, _FALSE = {"true", "t", "yes", "y", "1", "on"}, {"false", "f", "no", "n", "0", "off"}
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, Decimal)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise _fail(value, "boolean")
-
-
-def _epoch(value: Any, type_name: str) -> dt.datetime:
-    seconds = _decimal(value, type_name)
-    if abs(seconds) >= EPOCH_MS_THRESHOLD:
-        seconds = seconds / 1000
-    try:
-        return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=float(seconds))
-    except OverflowError:
-        raise _fail(value, type_name, "out of range") from None
-
-
-def _datetime(value: Any, type_name: str) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, dt.date):
-        moment = dt.datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise _fail(value, type_name, "expected an ISO-8601 time or epoch seconds/milliseconds") from None
-    elif isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        moment = _epoch(value, type_name)
-    else:
-        raise _fail(value, type_name, "expected an ISO-8601 time or epoch seconds/milliseconds")
-    return moment
-
-
-def _timestamptz(value: Any) -> dt.datetime:
-    moment = _datetime(value, "timestamptz")
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
-
-
-def _timestamp(value: Any) -> dt.datetime:
-    moment = _datetime(value, "timestamp")
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
-
-
-def _date(value: Any) -> dt.date:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    moment = _datetime(value, "date")
-    return (moment.astimezone(dt.timezone.utc) if moment.tzinfo else moment).date()
-
-
-def _uuid(value: Any) -> uuid.UUID:
-    try:
-        if isinstance(value, uuid.UUID):
-            return value
-        if isinstance(value, str):
-            return uuid.UUID(value.strip())
-        if isinstance(value, (bytes, bytearray)):
-            return uuid.UUID(bytes=bytes(value))
-    except ValueError:
-        pass
-    raise _fail(value, "uuid")
-
-
-def _json_cast(type_name: str) -> Cast:
-    def cast(value: Any) -> Any:
-        for text in _strings(value):
-            if type_name == "jsonb" or not text.isascii():
-                _check_storable(value, text, type_name)
-        return value
-    return cast
-
-
-def _bytea(value: Any) -> bytes:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    raise _fail(value, "bytea", "expected a binary (B) value")
-
-
-def _array_cast(element: ColumnType) -> Cast:
-    def cast(value: Any) -> list:
-        if not isinstance(value, (list, tuple, set, frozenset)):
-            raise _fail(value, element.name + "[]", "expected a list or a set")
-        return [None if item is None else element.cast(item) for item in value]
-    return cast
-
-
-_CASTS: dict[str, Cast] = {
-    "text": _text,
-    "smallint": _int_cast("smallint"),
-    "integer": _int_cast("integer"),
-    "bigint": _int_cast("bigint"),
-    "real": _float_cast("real", _as_real),
-    "double precision": _float_cast("double precision", float),
-    "boolean": _boolean,
-    "date": _date,
-    "timestamp": _timestamp,
-    "timestamptz": _timestamptz,
-    "uuid": _uuid,
-    "json": _json_cast("json"),
-    "jsonb": _json_cast("jsonb"),
-    "bytea": _bytea,
-}

@@ -1,0 +1,93 @@
+"""Collecting config errors, each as ``FILE: dotted.path: what is wrong (what is allowed)``.
+
+Cerberus errors are rewritten into that form; every message shows a value expanded from
+``${VAR}`` as it is written in the file, never its value (a dsn, a password).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import cerberus
+
+from router import yamlfile
+from router.errors import ConfigError
+from router.yamlfile import Path, dotted
+
+
+class Errors:
+    """Collects messages in the ``FILE: path: message`` form."""
+
+    def __init__(self, path: str, doc: yamlfile.Document):
+        self.file, self.doc = path, doc
+        self.items: list[tuple[Path, str]] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    def add(self, path: Path, message: str) -> None:
+        self.items.append((tuple(path), self._hide_expanded(message)))
+
+    def _hide_expanded(self, message: str) -> str:
+        """Show ``${VAR}`` as written wherever its value (a dsn, a password) would appear."""
+        for path in self.doc.expanded:
+            value, written = self.doc.value(path), str(self.doc.shown(path))
+            if isinstance(value, str) and value and value != written:
+                message = _mask_value(message, value, written)
+        return message
+
+    def has_under(self, prefix: Path) -> bool:
+        return any(p[: len(prefix)] == prefix for p, _ in self.items)
+
+    def add_cerberus(self, errors: Iterable[Any], schema: dict[str, Any], prefix: Path = ()) -> None:
+        for error in errors:
+            if error.is_group_error:
+                self.add_cerberus(error.child_errors, schema, prefix)
+                continue
+            path = prefix + tuple(error.document_path)
+            if any(reported == path for reported, _ in self.items):
+                continue  # e.g. "must not be empty" after "environment variable X is not set"
+            self.add(path, _cerberus_message(error, schema, error.value))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError([f"{self.file}: {dotted(p)}: {m}" for p, m in self.items])
+
+
+def _mask_value(message: str, value: str, written: str) -> str:
+    if value in message:
+        return message.replace(value, written)
+    for size in range(len(value) - 1, 7, -1):  # a value shown cut short, as in "'s3cr3t-Pa...'"
+        if value[:size] in message:
+            return message.replace(value[:size], written)
+    return message
+
+
+def _cerberus_message(error: Any, schema: dict[str, Any], value: Any) -> str:
+    rule, constraint = error.rule, error.constraint
+    if error.code == 0 and error.info:  # a message from a check_with rule
+        return str(error.info[0])
+    if rule == "required":
+        return "required key is missing"
+    if error.code == cerberus.errors.UNKNOWN_FIELD.code:
+        allowed = _allowed_keys(schema, error.schema_path)
+        return "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    if rule == "allowed":
+        return f"invalid value {value!r} (allowed: {', '.join(map(str, constraint))})"
+    if rule == "type":
+        wanted = " or ".join(constraint) if isinstance(constraint, list) else constraint
+        return f"invalid value {value!r} (expected a {wanted})"
+    if rule == "empty":
+        return "must not be empty"
+    if rule == "nullable":
+        return "must not be null"
+    handler = cerberus.errors.BasicErrorHandler()
+    return handler._format_message(error.field, error)
+
+
+def _allowed_keys(schema: dict[str, Any], schema_path: tuple[Any, ...]) -> list[str]:
+    node: Any = schema
+    for part in schema_path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return sorted(node) if isinstance(node, dict) else []
