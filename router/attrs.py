@@ -25,7 +25,7 @@ MAX_DEPTH = 64  # DynamoDB itself allows 32 levels of nesting
 def split(av: Any) -> tuple[str, Any]:
     """Return ``(tag, payload)`` of one AttributeValue, or raise ``RecordError``."""
     if type(av) is not dict or len(av) != 1:
-        raise RecordError(f"not a DynamoDB AttributeValue: {_preview(av)}")
+        raise RecordError(f"not a DynamoDB AttributeValue: {_preview(av)}", "not a DynamoDB AttributeValue")
     ((tag, payload),) = av.items()
     return tag, payload
 
@@ -55,7 +55,7 @@ def to_python(av: Any, _depth: int = 0) -> Any:
         return sorted(convert(v) for v in payload)
     if tag not in TAGS:
         raise RecordError(f"unknown DynamoDB type tag {tag!r} (expected one of {', '.join(TAGS)})")
-    raise RecordError(f"malformed {tag} value: {_preview(payload)}")
+    raise RecordError(f"malformed {tag} value: {_preview(payload)}", f"malformed {tag} value")
 
 
 def number(text: Any) -> Decimal:
@@ -68,9 +68,9 @@ def number(text: Any) -> Decimal:
         if value is not None and value.is_finite():
             if _in_dynamodb_range(value):
                 return value
-            raise RecordError(f"invalid DynamoDB number {_preview(text)}: outside DynamoDB's limits "
-                              "(at most 38 digits, magnitude 1E-130 to 1E+126)")
-    raise RecordError(f"invalid DynamoDB number {_preview(text)}")
+            limits = "outside DynamoDB's limits (at most 38 digits, magnitude 1E-130 to 1E+126)"
+            raise RecordError(f"invalid DynamoDB number {_preview(text)}: {limits}", f"invalid DynamoDB number: {limits}")
+    raise RecordError(f"invalid DynamoDB number {_preview(text)}", "invalid DynamoDB number")
 
 
 def _in_dynamodb_range(value: Decimal) -> bool:
@@ -89,13 +89,13 @@ def binary(payload: Any) -> bytes:
             return base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
             pass
-    raise RecordError(f"binary value is not base64: {_preview(payload)}")
+    raise RecordError(f"binary value is not base64: {_preview(payload)}", "binary value is not base64")
 
 
 def _string(payload: Any) -> str:
     if type(payload) is str:
         return payload
-    raise RecordError(f"malformed S value: {_preview(payload)}")
+    raise RecordError(f"malformed S value: {_preview(payload)}", "malformed S value")
 
 
 def _preview(value: Any, limit: int = 60) -> str:

@@ -25,7 +25,8 @@ EPOCH_MS_THRESHOLD = 10**11  # larger epoch numbers are milliseconds (10**11 s i
 
 def _fail(value: Any, type_name: str, reason: str = "") -> CastError:
     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    return CastError(f"{shown} does not fit {type_name}" + (f": {reason}" if reason else ""))
+    because = f": {reason}" if reason else ""
+    return CastError(f"{shown} does not fit {type_name}{because}", f"a value does not fit {type_name}{because}")
 
 
 def _text(value: Any) -> str:

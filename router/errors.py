@@ -23,9 +23,21 @@ class InvalidEventError(ValueError):
 
 
 class RecordError(Exception):
-    """A single stream record cannot be turned into a change for a route."""
+    """A single stream record cannot be turned into a change for a route.
+
+    ``redacted`` is the same message without any value from the item: what the logs get,
+    since record contents stay out of them unless a route opts in (``log_records``).
+    """
 
     route: str | None = None  # the route whose on_error decided, once known
+
+    def __init__(self, message: str, redacted: str | None = None):
+        super().__init__(message)
+        self.redacted = message if redacted is None else redacted
+
+    def wrap(self, prefix: str) -> "RecordError":
+        """The same kind of error, with ``prefix`` (where it happened) before both messages."""
+        return type(self)(f"{prefix}: {self}", f"{prefix}: {self.redacted}")
 
 
 class CastError(RecordError):

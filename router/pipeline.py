@@ -31,6 +31,7 @@ class Failure:
     reason: str
     route: str | None = None
     transient: bool = False
+    redacted: str | None = None    # the reason without item values, for the logs (None: the same)
 
 
 @dataclass
@@ -128,7 +129,8 @@ class Pipeline:
             try:
                 changes, dead_letters = self._transform(record)
             except RecordError as exc:
-                plan.failure = Failure(record.index, f"{record.where}: {exc}", exc.route)
+                plan.failure = Failure(record.index, f"{record.where}: {exc}", exc.route,
+                                       redacted=f"{record.where}: {exc.redacted}")
                 break
             plan.changes.extend(changes)
             plan.dead_letters.extend(dead_letters)
@@ -194,10 +196,11 @@ class Pipeline:
         record = result.records[failure.index]
         extra: dict[str, Any] = {"records": len(result.records), "routes": counts, "failed_index": failure.index,
                                  "table": record.table, "sequence_number": record.sequence_number,
-                                 "route": failure.route, "error": failure.reason, "transient": failure.transient}
+                                 "route": failure.route, "error": failure.redacted or failure.reason,
+                                 "transient": failure.transient}
         route = self.config.routes.get(failure.route or "")
-        if route is not None and route.log_records:
-            extra["record"] = record.raw
+        if route is not None and route.log_records:  # the route opted in to record contents in its logs
+            extra["record"], extra["error"] = record.raw, failure.reason
         logger.error("batch stopped at the first failed record", extra=extra)
 
     def _count_failed(self, result: BatchResult) -> None:

@@ -85,7 +85,7 @@ class RouteTransform:
         try:
             return _EXTRAS_TYPE.cast(extras)
         except CastError as exc:
-            raise CastError(f"extras column {self.route.extras!r}: {exc}") from None
+            raise exc.wrap(f"extras column {self.route.extras!r}") from None
 
 
 def _lookup(image: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -165,9 +165,9 @@ def _value(column: Column, image: dict[str, Any]) -> Any:
     except CastError as exc:
         if column.fallback is not MISSING:
             return column.fallback
-        raise CastError(f"column {column.name!r} (from {column.source!r}): {exc}") from None
+        raise exc.wrap(f"column {column.name!r} (from {column.source!r})") from None
     except RecordError as exc:  # a malformed AttributeValue: bad input, not a value to fall back from
-        raise RecordError(f"column {column.name!r} (from {column.source!r}): {exc}") from None
+        raise exc.wrap(f"column {column.name!r} (from {column.source!r})") from None
     return None if column.fallback is MISSING else column.fallback
 
 

@@ -123,3 +123,22 @@ def test_a_record_whose_dynamodb_is_not_an_object_still_gets_a_clear_failure(pg:
     response = module.handler(event([good, bad]), None)
     assert response == {"batchItemFailures": [{"itemIdentifier": good["dynamodb"]["SequenceNumber"]}]}
     assert [r["Id"] for r in pg.rows("Employees")] == [1]
+
+
+@pytest.mark.parametrize("log_records", [False, True])
+def test_a_value_that_does_not_fit_stays_out_of_the_logs_unless_the_route_opts_in(
+        pg: Any, lambda_handler: Any, log_records: bool) -> None:
+    # GIVEN a key value that does not fit its column: the cast error quotes it
+    module = lambda_handler(pg, template=LOGGING_EMPLOYEES, log_records=str(log_records).lower())
+    record = Stream("Employees").insert({"Id": 7, "empName": "n"}, sequence=2000)
+    record["dynamodb"]["Keys"]["Id"] = record["dynamodb"]["NewImage"]["Id"] = {"S": "SSN 078-05-1120"}
+    logs, handler = io.StringIO(), logger.registered_handler
+    previous = handler.setStream(logs)
+    try:
+        module.handler(event([record]), None)
+    finally:
+        handler.setStream(previous)
+    # THEN the log names the column and the type, and shows the value only if the route opted in
+    [error] = [line for line in map(json.loads, logs.getvalue().splitlines()) if line["level"] == "ERROR"]
+    assert "column 'Id' (from 'Id'): " in error["error"] and "does not fit bigint: not a number" in error["error"]
+    assert ("078-05-1120" in logs.getvalue()) is log_records
