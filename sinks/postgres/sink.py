@@ -92,9 +92,10 @@ class PostgresSink(Sink):
             except psycopg.OperationalError:
                 if not (reused and self._conn is not None and self._conn.broken):
                     raise
-                # The connection died while the container was idle (a restart, a failover): nothing of
-                # this batch was committed, and replaying it is idempotent, so retry once on a new one.
-                logger.warning("postgres connection lost between invocations; reconnecting", extra={"sink": self.name})
+                # The connection died: mostly while the container was idle (a restart, a failover), else
+                # during this batch. Either its transaction was rolled back or, if only COMMIT's answer
+                # was lost, it committed; replaying the batch is idempotent, so retry once on a new one.
+                logger.warning("postgres connection lost; reconnecting and retrying once", extra={"sink": self.name})
                 return self._apply(batches)
         except psycopg.Error as exc:
             error = classify(exc, self.credentials)
