@@ -3,6 +3,7 @@ without either, every test that needs it fails and says how to provide one."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
@@ -86,13 +87,20 @@ class PgTarget:
         self.conn.close()
 
 
-@pytest.fixture
-def pg(database_url: str) -> Iterator[PgTarget]:
-    target = PgTarget(database_url)
+@contextlib.contextmanager
+def pg_target(url: str) -> Iterator[PgTarget]:
+    """A ``PgTarget`` whose schemas are dropped afterwards."""
+    target = PgTarget(url)
     try:
         yield target
     finally:
         target.drop()
+
+
+@pytest.fixture
+def pg(database_url: str) -> Iterator[PgTarget]:
+    with pg_target(database_url) as target:
+        yield target
 
 
 EMPLOYEES = """

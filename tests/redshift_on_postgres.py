@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import psycopg
 import pytest
 
-from conftest import EMPLOYEES, PgTarget
+from conftest import EMPLOYEES, PgTarget, pg_target
 from router.config import load_config
 from router.pipeline import Pipeline, build_sinks
 from sinks.redshift import RedshiftSink
@@ -104,11 +104,8 @@ def redshift_shims(database_url: str) -> str:
 @pytest.fixture
 def warehouse_pg(redshift_shims: str) -> Iterator[PgTarget]:
     """A second pair of schemas: the Redshift sink's target and state tables, beside ``pg``'s."""
-    target = PgTarget(redshift_shims)
-    try:
+    with pg_target(redshift_shims) as target:
         yield target
-    finally:
-        target.drop()
 
 
 def on_postgres(pipeline: Pipeline, url: str) -> Pipeline:
