@@ -21,9 +21,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -33,11 +34,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from exports import write_export  # noqa: E402
 from factories import wire  # noqa: E402
-from router.backfill import Backfill, route_pipeline  # noqa: E402
-from router.config import load_config  # noqa: E402
-from router.export import ExportSource  # noqa: E402
+
+from operations.assemble import load_config  # noqa: E402
+from operations.backfill import Backfill, route_pipeline  # noqa: E402
+from operations.backfill_checkpoints import PostgresBackfillCheckpoints  # noqa: E402
 from router.log import logger  # noqa: E402
-from sinks.postgres.backfill_checkpoints import PostgresBackfillCheckpoints  # noqa: E402
+from sources.export import ExportSource  # noqa: E402
 
 SCHEMA, STATE = "cdc_bench_backfill", "cdc_bench_backfill_state"
 

@@ -22,11 +22,11 @@ import psycopg
 from psycopg import sql
 
 from bench.db import columns, copy_row, table
-from router.events import parse_event
 from router.model import Route
 from router.reduce import reduce_changes
+from router.sink import DELETE
 from router.transform import RouteTransform
-from sinks.base import DELETE
+from sources.dynamodb_streams import parse_event
 
 Rows = list[tuple[Any, ...]]
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import platform
 import random
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from bench.workload import Workload
 from router.attrs import dumps_exact
-from router.events import ChangeRecord
 from router.model import VERSION_COLUMN, Config, Route
+from router.records import ChangeRecord
 from router.transform import RouteTransform
 from sinks.postgres import PostgresSink, statements
 

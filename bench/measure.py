@@ -9,12 +9,13 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
+from operations.assemble import pipeline_for
 from router.model import Config
-from router.pipeline import Pipeline
-from sinks.base import DELETE, RouteBatch, RouteStats
+from router.sink import DELETE, RouteBatch, RouteStats
 from sinks.postgres import PostgresSink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +76,7 @@ def python_cost(config: Config, payloads: Sequence[str], repeat: int = 3) -> flo
     """
     sinks = {name: DrySink(sink_config, [r for r in config.routes.values() if r.sink == name])
              for name, sink_config in config.sinks.items()}
-    pipeline = Pipeline(config, sinks)
+    pipeline = pipeline_for(config, sinks)
     best, records = float("inf"), 0
     for _ in range(repeat):
         elapsed, records = 0.0, 0
@@ -112,5 +113,5 @@ def cold_start(env: dict[str, str], runs: int = 7) -> dict[str, float]:
 
 def quiet(logger: Any) -> None:
     """Send a Powertools logger's output to /dev/null: still formatted and written, not shown."""
-    logger.registered_handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
+    logger.registered_handler.setStream(open(os.devnull, "w"))
 

@@ -42,7 +42,7 @@ class ReferenceHandler:
 
     def __init__(self, dsn: str, schema: str, table: str):
         self.secret = json.dumps({"dsn": dsn})
-        self.logger = Logger(service="sql-replicator", stream=open(os.devnull, "w"))  # noqa: SIM115
+        self.logger = Logger(service="sql-replicator", stream=open(os.devnull, "w"))
         target = sql.Identifier(schema, table)
         self.insert = sql.SQL("INSERT INTO {} VALUES (%s,%s,%s)").format(target)
         self.update = sql.SQL('UPDATE {} SET "Name" = %s, "Department" = %s WHERE "Id" = %s').format(target)

@@ -8,14 +8,15 @@ import json
 import os
 import sys
 
+from psycopg import sql
+
 import handlers.lambda_handler as lambda_handler
 from bench import ceiling, report
 from bench.db import BenchDatabase
 from bench.measure import cold_start, python_cost, quiet, run_handler
 from bench.reference import ReferenceHandler, create_table_sql
 from bench.workload import WORKLOADS, events
-from psycopg import sql
-from router.config import load_config
+from operations.assemble import load_config
 from router.log import logger
 
 REFERENCE_TABLE = "reference_employees"

@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 FIRST_SEQUENCE = 4_000_000_000_000_000_000_000  # 22 digits, as real SequenceNumbers are
@@ -65,7 +66,7 @@ def order(key: int, rng: random.Random, revision: int) -> dict[str, Wire]:
     lines = [M({"sku": S(f"SKU-{rng.randrange(10_000):05d}"), "qty": N(rng.randint(1, 4)),
                 "price": N(f"{rng.randint(100, 99_999) / 100:.2f}")}) for _ in range(rng.randint(1, 4))]
     subtotal = rng.randint(1_000, 500_000) / 100
-    created = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=rng.randrange(30_000_000))
+    created = dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=rng.randrange(30_000_000))
     item = {
         "orderId": S(order_id(key)),
         "customer": M({"id": N(rng.randrange(1, 10**9)), "name": S(rng.choice(NAMES)),

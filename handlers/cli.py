@@ -15,40 +15,20 @@ from pathlib import Path
 import click
 from rich.text import Text
 
-from handlers.cli_support import OneLineErrors, console, stop_on_signals, subcommand
-from router.config import load_config
+from handlers import cli_backfill, cli_deploy  # noqa: F401  (register backfill, verify, template, package, dead-letters)
+from handlers.cli_app import app, command, select_routes
+from handlers.cli_support import console, stop_on_signals
+from operations.assemble import build_sinks, load_config, pipeline_for
+from operations.stream_runner import START_POSITIONS, StreamError, StreamRunner
 from router.errors import InvalidEventError
 from router.model import Config, Route
-from router.pipeline import Pipeline, build_sinks
-from router.streams import START_POSITIONS, StreamError, StreamRunner
-from sinks.base import Sink
-
-
-@click.group(name="cdc-router", cls=OneLineErrors,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="cdc-router", prog_name="cdc-router")
-def app() -> None:
-    """Replicate DynamoDB Streams changes into PostgreSQL.
-
-    Check the config, create and check the target tables, replay saved Lambda events,
-    read streams locally, or watch the whole thing work with `cdc-router demo`.
-    """
+from router.pipeline import Pipeline
+from router.sink import Sink
 
 
 def main() -> None:
     """The console script."""
     app(prog_name="cdc-router")
-
-
-command = subcommand(app)
-
-
-def _routes(config: Config, names: tuple[str, ...]) -> list[Route]:
-    unknown = [name for name in names if name not in config.routes]
-    if unknown:
-        raise click.BadParameter(f"unknown route {unknown[0]!r} (routes: {', '.join(config.routes)})",
-                                 param_hint="--route")
-    return [config.routes[name] for name in names] if names else list(config.routes.values())
 
 
 # -- validate -------------------------------------------------------------------------------
@@ -84,7 +64,7 @@ def schema(config: Path | None, route: tuple[str, ...], apply: bool, check: bool
     and exits 1 on drift, printing the statements that fix it.
     """
     loaded = load_config(config)
-    routes = _routes(loaded, route)
+    routes = select_routes(loaded, route)
     sinks = build_sinks(loaded)
     try:
         if not apply and not check:
@@ -144,14 +124,14 @@ def replay(config: Path | None, event_file: Path, dry_run: bool, debug: bool) ->
     and the batchItemFailures response; exits 1 if a record failed.
     """
     from handlers.render import batch_table, stats_table
-    from sinks.dryrun import dry_run_pipeline
+    from operations.dryrun import dry_run_pipeline
 
     try:
         event = json.loads(event_file.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise InvalidEventError(f"{event_file}: not valid JSON ({exc})") from None
     loaded = load_config(config)
-    pipeline = dry_run_pipeline(loaded) if dry_run else Pipeline.from_config(loaded)
+    pipeline = dry_run_pipeline(loaded) if dry_run else pipeline_for(loaded)
     try:
         result = pipeline.process(event)
     finally:
@@ -194,10 +174,10 @@ def run(config: Path | None, endpoint_url: str | None, region: str | None, start
     import boto3
 
     from handlers.render import batch_line
-    from sinks.postgres.checkpoints import PostgresCheckpoints
+    from operations.checkpoints import PostgresCheckpoints
 
     loaded = load_config(config)
-    pipeline = Pipeline.from_config(loaded)
+    pipeline = pipeline_for(loaded)
     try:
         checkpoints = PostgresCheckpoints(_checkpoint_sink(loaded, pipeline))  # type: ignore[arg-type]
         checkpoints.create()
@@ -250,6 +230,3 @@ def demo(config: Path | None, debug: bool) -> None:
                 console.print(*step_renderables(step), sep="\n")
         kept = "" if postgres.temporary else f"; the tables stay in schema {DEMO_SCHEMA} for a look"
     console.print(f"done in {time.monotonic() - began:.1f}s; nothing left running{kept}")
-
-from handlers import cli_backfill  # noqa: E402,F401  (registers backfill and verify on app)
-from handlers import cli_deploy  # noqa: E402,F401  (registers template, package and dead-letters)

@@ -8,18 +8,19 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from handlers.cli import command
+from handlers.cli_app import command
 from handlers.cli_support import console, error
-from router.backfill import Backfill, BackfillError, route_pipeline
-from router.config import load_config
+from operations.assemble import load_config
+from operations.backfill import Backfill, BackfillError, route_pipeline
 from router.model import Config, Route
 from router.pipeline import Pipeline
 from sinks.postgres.sink import PostgresSink
@@ -48,7 +49,7 @@ class _Aws:
     def __init__(self, region: str | None, endpoint_url: str | None, table_name: str):
         import boto3
 
-        from router.handover import source_table
+        from operations.handover import source_table
 
         self.session = boto3.session.Session(region_name=region)
         self.dynamodb = self.session.client("dynamodb", endpoint_url=endpoint_url)
@@ -142,9 +143,9 @@ def backfill(config: Path | None, route_name: str, segments: int, rate: float, i
 
 def _source(aws: _Aws, config: Config, route: Route, export: str | None, segments: int, rate: float,
             items_per_second: float | None, consistent_read: bool, batch_size: int) -> tuple[Any, list[str]]:
-    from router.export import ExportSource
-    from router.handover import export_warnings, stream_warnings
-    from router.scan import ScanSource, read_limiter
+    from operations.handover import export_warnings, stream_warnings
+    from sources.export import ExportSource
+    from sources.scan import ScanSource, read_limiter
 
     warnings = stream_warnings(aws.streams, aws.table)
     if export is None:
@@ -164,7 +165,7 @@ def _source(aws: _Aws, config: Config, route: Route, export: str | None, segment
 
 def _backfill(pipeline: Pipeline, route: Route, source: Any, aws: _Aws, segments: int, batch_size: int,
               restart: bool) -> None:
-    from sinks.postgres.backfill_checkpoints import PostgresBackfillCheckpoints
+    from operations.backfill_checkpoints import PostgresBackfillCheckpoints
 
     checkpoints = PostgresBackfillCheckpoints(_postgres(pipeline, route, "backfill keeps its positions in a "
                                                                          "postgres sink"))
@@ -210,9 +211,9 @@ def verify(config: Path | None, route_name: str, segments: int, rate: float, ite
     runs in the database. --sample N reads about N items from random Scan segments instead.
     """
     from handlers.render_verify import report_renderables
-    from router.scan import ScanSource, read_limiter
-    from router.verify import Verifier, verify_all, verify_sample
-    from sinks.postgres.verify import PostgresComparison
+    from operations.verify import Verifier, verify_all, verify_sample
+    from operations.verify_postgres import PostgresComparison
+    from sources.scan import ScanSource, read_limiter
 
     loaded = load_config(config)
     route = _route(loaded, route_name)

@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 from rich.text import Text
 
-from handlers.cli import _routes, app, command
+from handlers.cli_app import app, command, select_routes
 from handlers.cli_support import console, subcommand
-from router.config import default_path, load_config
-from router.pipeline import Pipeline
+from operations.assemble import load_config, pipeline_for
+from router.config import default_path
 
 DEFAULT_TEMPLATE = Path("deploy/template.yaml")
 DEFAULT_ZIP = Path("build/cdc-router-lambda.zip")
@@ -102,11 +102,11 @@ def dead_letters() -> None:
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
 def list_command(config: Path | None, route: tuple[str, ...], limit: int, debug: bool) -> None:
     """Show the dead-letter table's rows: route, SequenceNumber, when, and the error."""
-    from router.redrive import stored
+    from operations.redrive import stored
 
-    pipeline = Pipeline.from_config(load_config(config))
+    pipeline = pipeline_for(load_config(config))
     try:
-        names = [r.name for r in _routes(pipeline.config, route)] if route else []
+        names = [r.name for r in select_routes(pipeline.config, route)] if route else []
         letters = list(stored(pipeline, names, limit))
     finally:
         pipeline.close()
@@ -127,11 +127,11 @@ def retry_command(config: Path | None, route: tuple[str, ...], debug: bool) -> N
     pipeline with its version guard, so a retry never overwrites newer data. Exits 1 if
     any record still fails.
     """
-    from router.redrive import retry
+    from operations.redrive import retry
 
-    pipeline = Pipeline.from_config(load_config(config))
+    pipeline = pipeline_for(load_config(config))
     try:
-        names = [r.name for r in _routes(pipeline.config, route)] if route else []
+        names = [r.name for r in select_routes(pipeline.config, route)] if route else []
         outcomes = retry(pipeline, names)
     finally:
         pipeline.close()

@@ -8,23 +8,25 @@ traceback and the JSON logs only with ``--debug``.
 from __future__ import annotations
 
 import functools
+import logging
 import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, cast
 
 import click
 from rich.console import Console
 
 from handlers.demo import DemoError
 from handlers.local_postgres import NoPostgresError
+from operations.stream_runner import StreamError
 from router.errors import ConfigError, InvalidEventError
 from router.log import logger
-from router.streams import StreamError
-from sinks.base import SinkError
+from router.sink import SinkError
 from sinks.postgres.connection import mask
 
 console = Console(highlight=False, soft_wrap=True)  # lines wrap in the terminal, not in pipes or logs
@@ -35,11 +37,12 @@ EXPECTED = (SinkError, StreamError, InvalidEventError, DemoError, NoPostgresErro
 class OneLineErrors(click.Group):
     """Usage errors as one line and exit code 2, like every other failure (Click prints three)."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **kwargs)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:
             exc.show()  # the help text
             sys.exit(exc.exit_code)
@@ -93,7 +96,7 @@ def subcommand(group: click.Group) -> Callable[[Callable[..., Any]], click.Comma
 @contextmanager
 def quiet_logs(debug: bool) -> Iterator[None]:
     """JSON logs on stderr (never mixed with the output) and only with --debug: the command reports outcomes."""
-    handler, level = logger.registered_handler, logger.log_level
+    handler, level = cast(logging.StreamHandler[Any], logger.registered_handler), logger.log_level
     stream = handler.stream
     handler.setStream(sys.stderr)
     logger.setLevel("INFO" if debug else "CRITICAL")

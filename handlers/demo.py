@@ -12,20 +12,21 @@ from __future__ import annotations
 import dataclasses
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import psycopg
 from boto3.dynamodb.types import TypeSerializer
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from operations.assemble import pipeline_for
+from operations.checkpoints import PostgresCheckpoints
+from operations.stream_runner import BatchReport, StreamRunner
 from router.attrs import dumps_exact
 from router.model import Config, Route
-from router.pipeline import Pipeline
-from router.streams import BatchReport, StreamRunner
-from sinks.postgres.checkpoints import PostgresCheckpoints
 
 DEMO_SCHEMA, DEMO_STATE = "cdc_demo", "cdc_demo_state"
 REGION = "us-east-1"
@@ -88,7 +89,7 @@ class Demo:
     def sources(self) -> list[str]:
         return sorted({route.source for route in self.config.routes.values()})
 
-    def __enter__(self) -> "Demo":
+    def __enter__(self) -> Demo:
         try:
             from moto import mock_aws
         except ImportError:
@@ -111,7 +112,7 @@ class Demo:
         self.conn = psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row, application_name="cdc-router-demo")
         self.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}, {} CASCADE").format(
             sql.Identifier(DEMO_SCHEMA), sql.Identifier(DEMO_STATE)))
-        self.pipeline = Pipeline.from_config(self.config)
+        self.pipeline = pipeline_for(self.config)
         for sink in self.pipeline.sinks.values():
             sink.apply_ddl()
         checkpoints = PostgresCheckpoints(next(iter(self.pipeline.sinks.values())))  # type: ignore[arg-type]

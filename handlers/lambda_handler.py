@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from handlers.observability import metrics, publish, start_batch
+from operations.assemble import pipeline_from_path
 from router import deadline
 from router.config import ENV_VAR
-from router.pipeline import Pipeline
 
 CONFIG_PATH = os.environ.get(ENV_VAR) or str(Path(__file__).resolve().parent.parent / "config" / "tables.yaml")
-pipeline = Pipeline.from_path(CONFIG_PATH)
+pipeline = pipeline_from_path(CONFIG_PATH)
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

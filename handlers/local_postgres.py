@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -36,7 +37,7 @@ class LocalPostgres:
     stop: Callable[[], None] = lambda: None       # ends an embedded server; nothing for the others
     temporary: bool = False                       # started for the demo and removed afterwards
 
-    def __enter__(self) -> "LocalPostgres":
+    def __enter__(self) -> LocalPostgres:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -88,7 +89,7 @@ def _listening_server(host: str, port: int) -> LocalPostgres:
 
 def _pgserver() -> LocalPostgres | None:
     try:
-        import pgserver  # type: ignore[import-not-found]
+        import pgserver
     except ImportError:
         return None
     if hasattr(os, "geteuid") and os.geteuid() == 0:

@@ -24,10 +24,10 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, Metrics, MetricUnit
 
-from router.events import table_from_arn
 from router.log import logger
 from router.model import Config
 from router.pipeline import BatchResult
+from sources.dynamodb_streams import table_from_arn
 
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CdcRouter")
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "cdc-router")

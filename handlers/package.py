@@ -28,7 +28,8 @@ PLATFORMS = {  # Lambda's Amazon Linux 2023 has glibc 2.34; older manylinux tags
 PROVIDED = {"boto3", "botocore"}     # in every Lambda Python runtime (and the size of the rest together)
 CLI_ONLY = {"click", "rich"}
 # Our code the function imports: the handler, its observability, and the libraries under it.
-SOURCES = ("router", "sinks", "handlers/__init__.py", "handlers/lambda_handler.py", "handlers/observability.py")
+SOURCES = ("router", "sources", "sinks", "operations/__init__.py", "operations/assemble.py", "handlers/__init__.py",
+           "handlers/lambda_handler.py", "handlers/observability.py")
 CONFIG_IN_ZIP = "config/tables.yaml"  # where handlers.lambda_handler looks without CDC_ROUTER_CONFIG
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 

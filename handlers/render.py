@@ -7,16 +7,17 @@ or ``[Id]`` must print as they are.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from operations.stream_runner import BatchReport
 from router.attrs import dumps_exact
 from router.model import MISSING, Route
-from router.streams import BatchReport
-from sinks.base import Drift, RouteBatch, RouteStats
+from router.sink import Drift, RouteBatch, RouteStats
 
 if TYPE_CHECKING:
     from handlers.demo import Step
@@ -114,8 +115,8 @@ def batch_line(report: BatchReport) -> Text:
     return line
 
 
-def step_renderables(step: "Step") -> list[RenderableType]:
+def step_renderables(step: Step) -> list[RenderableType]:
     """A demo step: the DynamoDB commands, what the stream runner applied, then the tables."""
-    return ([Text(f"$ aws dynamodb {line}", style="bold") for line in step.commands]
+    return ([cast(RenderableType, Text(f"$ aws dynamodb {line}", style="bold")) for line in step.commands]
             + [batch_line(report) for report in step.reports]
             + [rows_table(table, rows) for table, rows in step.tables.items()])

@@ -1,4 +1,4 @@
-"""Rich renderings of a ``router.verify.VerifyReport``: a summary, the first differences, a verdict."""
+"""Rich renderings of a ``operations.verify.VerifyReport``: a summary, the first differences, a verdict."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from handlers.render import value
-from router.verify import Difference, VerifyReport
+from operations.verify import Difference, VerifyReport
 
 
 def report_renderables(report: VerifyReport) -> list[RenderableType]:

@@ -7,12 +7,11 @@ is plain data that ``yaml.safe_dump`` can write and tests can read.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from handlers.observability import COUNTS, LAG
-
-if TYPE_CHECKING:
-    from handlers.sam_template import EnvReference, Settings
+from handlers.sam_settings import EnvReference, Settings
 
 NAMESPACE, SERVICE = "CdcRouter", "cdc-router"
 HANDLER, RUNTIME = "handlers.lambda_handler.handler", "python3.12"
@@ -46,8 +45,8 @@ def secret_arn(name: str) -> Any:
                        + name + "-??????"}
 
 
-def template(settings: "Settings", triggers: dict[str, str], alarms: dict[str, str],
-             env: Iterable["EnvReference"], secrets: list[Any]) -> dict[str, Any]:
+def template(settings: Settings, triggers: dict[str, str], alarms: dict[str, str],
+             env: Iterable[EnvReference], secrets: list[Any]) -> dict[str, Any]:
     """``triggers``: source table -> event id; ``alarms``: route -> alarm id prefix."""
     env = list(env)
     resources: dict[str, Any] = {
@@ -87,7 +86,7 @@ def _number(default: int, low: int, high: int, description: str) -> dict[str, An
     return {"Type": "Number", "Default": default, "MinValue": low, "MaxValue": high, "Description": description}
 
 
-def _parameters(settings: "Settings", triggers: dict[str, str], env: list["EnvReference"]) -> dict[str, Any]:
+def _parameters(settings: Settings, triggers: dict[str, str], env: list[EnvReference]) -> dict[str, Any]:
     parameters: dict[str, Any] = {}
     for source, event in triggers.items():
         parameters[event + "Arn"] = {
@@ -141,7 +140,7 @@ def _role(triggers: dict[str, str], secrets: list[Any]) -> dict[str, Any]:
     }}
 
 
-def _function(settings: "Settings", triggers: dict[str, str], env: list["EnvReference"]) -> dict[str, Any]:
+def _function(settings: Settings, triggers: dict[str, str], env: list[EnvReference]) -> dict[str, Any]:
     variables: dict[str, Any] = {"POWERTOOLS_SERVICE_NAME": SERVICE, "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
                                  "POWERTOOLS_LOG_LEVEL": "INFO"}
     variables.update({reference.var: ref(reference.parameter) for reference in env})

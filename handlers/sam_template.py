@@ -18,44 +18,21 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
-from router import yamlfile
-from router.config import load_config
-from router.model import Config
 from handlers import sam_resources as res
+from handlers.sam_settings import EnvReference, Settings
+from operations.assemble import load_config
+from router import yamlfile
+from router.model import Config
 
 ARCHITECTURES = ("x86_64", "arm64")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 _REFERENCE = yamlfile._ENV_RE  # ${VAR} and ${VAR:-default}, as the config loader expands them
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Render-time choices; the trigger settings are the defaults of deploy-time parameters."""
-
-    code_uri: str = "../build/cdc-router-lambda.zip"   # relative to the template file
-    architecture: str = "x86_64"                       # must match `cdc-router package --arch`
-    batch_size: int = 100
-    batching_window: int = 1                           # MaximumBatchingWindowInSeconds
-    max_retries: int = 10                              # MaximumRetryAttempts
-    max_record_age: int = 86400                        # MaximumRecordAgeInSeconds (stream retention: 24 h)
-    starting_position: str = "TRIM_HORIZON"
-    lag_alarm_ms: int = 60000
-    memory_mb: int = 512
-    timeout_s: int = 60
-
-
-@dataclass(frozen=True)
-class EnvReference:
-    var: str
-    parameter: str
-    default: str | None
-    names_secret: bool
 
 
 def render(config_path: str | os.PathLike[str], settings: Settings = Settings()) -> dict[str, Any]:
@@ -95,7 +72,7 @@ def write(template: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def _env_references(text: str, raw: Any, names: "_Names") -> dict[str, EnvReference]:
+def _env_references(text: str, raw: Any, names: _Names) -> dict[str, EnvReference]:
     secret_values = " ".join(str(entry.get("secret", "")) for entry in (raw.get("sinks") or {}).values()
                              if isinstance(entry, dict))
     secret_vars = {match.group(1) for match in _REFERENCE.finditer(secret_values)}

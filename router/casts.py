@@ -11,8 +11,9 @@ import datetime as dt
 import math
 import struct
 import uuid
+from collections.abc import Callable, Iterator
 from decimal import Context, Decimal, InvalidOperation
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from router.attrs import dumps_exact
 from router.errors import CastError
@@ -119,6 +120,7 @@ def _int_cast(type_name: str) -> Cast:
 
 def numeric_cast(precision: int | None, scale: int | None) -> Cast:
     type_name = "numeric" if precision is None else f"numeric({precision},{scale})"
+    scale = scale or 0
 
     def cast(value: Any) -> Decimal:
         number = _decimal(value, type_name)
@@ -173,7 +175,7 @@ def _epoch(value: Any, type_name: str) -> dt.datetime:
     if abs(seconds) >= EPOCH_MS_THRESHOLD:
         seconds = seconds / 1000
     try:
-        return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=float(seconds))
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=float(seconds))
     except OverflowError:
         raise _fail(value, type_name, "out of range") from None
 
@@ -197,12 +199,12 @@ def _datetime(value: Any, type_name: str) -> dt.datetime:
 
 def _timestamptz(value: Any) -> dt.datetime:
     moment = _datetime(value, "timestamptz")
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _timestamp(value: Any) -> dt.datetime:
     moment = _datetime(value, "timestamp")
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _date(value: Any) -> dt.date:
@@ -214,7 +216,7 @@ def _date(value: Any) -> dt.date:
         except ValueError:
             pass
     moment = _datetime(value, "date")
-    return (moment.astimezone(dt.timezone.utc) if moment.tzinfo else moment).date()
+    return (moment.astimezone(dt.UTC) if moment.tzinfo else moment).date()
 
 
 def _uuid(value: Any) -> uuid.UUID:

@@ -10,20 +10,20 @@ Every error reads ``FILE: dotted.path: what is wrong (what is allowed)``.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import cerberus
 import yaml
 
 from router import yamlfile
-from router.errors import CastError, ConfigError
-from router.model import MISSING, RESERVED_COLUMNS, Column, Config, Filter, Route, SinkConfig
-from router.types import parse_type
 from router.config_errors import Errors
+from router.errors import CastError, ConfigError
+from router.limits import fit_type
+from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, Filter, Route, SinkConfig
+from router.sink import SinkTypes
+from router.types import parse_type
 from router.yamlfile import Path
-from sinks import registry
-from sinks.base import Capabilities
-from sinks.limits import fit_type
 
 DEFAULT_PATH = "config/tables.yaml"
 ENV_VAR = "CDC_ROUTER_CONFIG"
@@ -54,13 +54,12 @@ ROUTE_SCHEMA = {
     }},
     "log_records": {"type": "boolean", "default": False},
 }
-SINK_SCHEMA = {"type": {"type": "string", "required": True, "allowed": list(registry.sink_types())}}
-TOP_SCHEMA = {
+TOP_SCHEMA: dict[str, dict[str, Any]] = {
     "version": {"type": "integer", "required": True, "allowed": [1]},
     "unrouted": {"type": "string", "allowed": ["fail", "skip"], "default": "fail"},
     "sinks": {"type": "dict", "required": True, "empty": False,
               "keysrules": {"type": "string", "empty": False},
-              "valuesrules": {"type": "dict", "allow_unknown": True, "schema": SINK_SCHEMA}},
+              "valuesrules": {"type": "dict", "allow_unknown": True}},  # the types' schemas: _top_schema
     "routes": {"type": "dict", "required": True, "empty": False,
                "keysrules": {"type": "string", "empty": False},
                "valuesrules": {"type": "dict", "schema": ROUTE_SCHEMA}},
@@ -79,18 +78,23 @@ def default_path() -> str:
     return os.environ.get(ENV_VAR) or DEFAULT_PATH
 
 
-def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read, validate and build the configuration; raise ``ConfigError`` listing every problem."""
+def load_config(path: str | os.PathLike[str] | None, sink_types: SinkTypes,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and build the configuration; raise ``ConfigError`` listing every problem.
+
+    ``sink_types`` maps the ``type:`` names a sink may have to their classes: the entry point
+    builds it (the core names no sink implementation)."""
     shown = str(path if path is not None else default_path())
     try:
         with open(shown, encoding="utf-8") as handle:
             text = handle.read()
     except OSError as exc:
         raise ConfigError([f"{shown}: cannot read the configuration: {exc.strerror}"]) from None
-    return parse_config(text, shown, environ)
+    return parse_config(text, sink_types, shown, environ)
 
 
-def parse_config(text: str, path: str = DEFAULT_PATH, environ: Mapping[str, str] | None = None) -> Config:
+def parse_config(text: str, sink_types: SinkTypes, path: str = DEFAULT_PATH,
+                 environ: Mapping[str, str] | None = None) -> Config:
     try:
         doc = yamlfile.read(text, environ, name=path)
     except yaml.YAMLError as exc:
@@ -102,28 +106,40 @@ def parse_config(text: str, path: str = DEFAULT_PATH, environ: Mapping[str, str]
     if not isinstance(doc.data, dict):
         errors.add((), "expected a mapping with version, sinks and routes")
         errors.raise_if_any()
-    validator = _Validator(TOP_SCHEMA)
+    top_schema = _top_schema(sink_types)
+    validator = _Validator(top_schema)
     if not validator.validate(doc.data):
-        errors.add_cerberus(validator._errors, TOP_SCHEMA)
+        errors.add_cerberus(validator._errors, top_schema)
     data = validator.document if validator.document is not None else doc.data
-    sinks = _build_sinks(data.get("sinks") or {}, errors)
+    sinks = _build_sinks(data.get("sinks") or {}, sink_types, errors)
     routes = _build_routes(data.get("routes") or {}, sinks, errors)
     errors.raise_if_any()
     return Config(path=path, sinks=sinks, routes=routes, unrouted=data["unrouted"], version=data["version"])
 
 
-def _build_sinks(entries: dict[str, Any], errors: Errors) -> dict[str, SinkConfig]:
+def _sink_schema(sink_types: SinkTypes) -> dict[str, Any]:
+    return {"type": {"type": "string", "required": True, "allowed": list(sink_types)}}
+
+
+def _top_schema(sink_types: SinkTypes) -> dict[str, Any]:
+    sinks: dict[str, Any] = {**TOP_SCHEMA["sinks"], "valuesrules": {"type": "dict", "allow_unknown": True,
+                                                     "schema": _sink_schema(sink_types)}}
+    return {**TOP_SCHEMA, "sinks": sinks}
+
+
+def _build_sinks(entries: dict[str, Any], sink_types: SinkTypes, errors: Errors) -> dict[str, SinkConfig]:
     sinks: dict[str, SinkConfig] = {}
     for name, entry in entries.items():
-        if not isinstance(entry, dict) or entry.get("type") not in registry.sink_types():
+        if not isinstance(entry, dict) or entry.get("type") not in sink_types:
             continue  # already reported by the top-level schema
-        schema = {**SINK_SCHEMA, **registry.sink_class(entry["type"]).config_schema}
+        sink_type = sink_types[entry["type"]]
+        schema = {**_sink_schema(sink_types), **sink_type.config_schema}
         validator = _Validator(schema)
         if not validator.validate(entry):
             errors.add_cerberus(validator._errors, schema, prefix=("sinks", name))
             continue
         options = {k: v for k, v in validator.document.items() if k != "type"}
-        sinks[name] = SinkConfig(name=name, type=entry["type"], options=options)
+        sinks[name] = SinkConfig(name=name, type=entry["type"], options=options, capabilities=sink_type.capabilities)
     return sinks
 
 
@@ -153,7 +169,7 @@ class _RouteBuilder:
     def build(self) -> Route | None:
         entry = self.entry
         sink = self._sink() if self._valid("sink") else None
-        capabilities = registry.sink_class(sink.type).capabilities if sink else Capabilities()
+        capabilities = sink.capabilities if sink else Capabilities()
         max_bytes = capabilities.max_identifier_bytes
         schema, table = "", ""
         if self._valid("table"):
@@ -275,7 +291,7 @@ def _written(route: Route) -> set[str]:
 
 def _replaces_rows(sink: SinkConfig) -> bool:
     """delete-insert sinks (Redshift) rewrite a row from one route's columns, dropping the others'."""
-    return registry.sink_class(sink.type).capabilities.merge_strategy == "delete-insert"
+    return sink.capabilities.merge_strategy == "delete-insert"
 
 
 def _split_table(text: str, default_schema: str) -> tuple[str, str]:

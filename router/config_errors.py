@@ -6,7 +6,8 @@ Cerberus errors are rewritten into that form; every message shows a value expand
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import cerberus
 

@@ -10,9 +10,10 @@ deadline unless one is set with ``until``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any
 
 _deadline: ContextVar[float | None] = ContextVar("cdc_router_deadline", default=None)
 

@@ -4,7 +4,7 @@
 - ``InvalidEventError``: the Lambda event is not a batch of stream records at all.
 - ``RecordError``: one record cannot be applied (bad value, unknown route); the route's
   ``on_error`` decides between failing the batch there and dead-lettering the record.
-- ``SinkError`` and its two kinds (in ``sinks.base``) classify database failures.
+- ``SinkError`` and its two kinds (in ``router.sink``) classify database failures.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class RecordError(Exception):
         super().__init__(message)
         self.redacted = message if redacted is None else redacted
 
-    def wrap(self, prefix: str) -> "RecordError":
+    def wrap(self, prefix: str) -> RecordError:
         """The same kind of error, with ``prefix`` (where it happened) before both messages."""
         return type(self)(f"{prefix}: {self}", f"{prefix}: {self.redacted}")
 
@@ -46,3 +46,7 @@ class CastError(RecordError):
 
 class UnroutedRecordError(RecordError):
     """A record's source table has no route in the configuration."""
+
+
+class BackfillError(Exception):
+    """A backfill cannot start or go on (its source is unreadable, a check failed); positions saved so far stay valid."""

@@ -66,10 +66,27 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What differs between databases, declared instead of branched on.
+
+    The defaults describe PostgreSQL; ``router.limits.fit_type`` applies the limits to a
+    route's column types when the config is loaded, so a value that does not fit is a cast
+    error (fallback / on_error) rather than a database error.
+    """
+
+    max_identifier_bytes: int = 63
+    merge_strategy: str = "upsert"                # upsert: ON CONFLICT; delete-insert: replace whole rows
+    max_decimal_precision: int | None = None      # None: numeric of any size
+    default_decimal: tuple[int, int] | None = None  # (precision, scale) a bare `numeric` becomes
+    max_text_bytes: int | None = None             # longest text or JSON value, in UTF-8 bytes
+
+
+@dataclass(frozen=True)
 class SinkConfig:
     name: str
     type: str
     options: dict[str, Any] = field(default_factory=dict)
+    capabilities: Capabilities = field(default_factory=Capabilities)  # of the sink's type
 
 
 @dataclass(frozen=True)

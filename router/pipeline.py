@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from router.config import load_config
 from router.errors import InvalidEventError, RecordError, UnroutedRecordError
-from router.events import ChangeRecord, is_sequence_number, parse_event
 from router.log import logger
-from router.model import Config, Route
+from router.model import Config
+from router.records import ChangeRecord, is_sequence_number
 from router.reduce import reduce_changes
+from router.sink import Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
 from router.transform import RouteTransform
-from sinks import registry
-from sinks.base import Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
 
 
 @dataclass
@@ -58,7 +57,7 @@ class _Plan:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     failure: Failure | None = None
 
-    def before(self, index: int) -> "_Plan":
+    def before(self, index: int) -> _Plan:
         return _Plan([c for c in self.changes if c.record.index < index],
                      [d for d in self.dead_letters if d.record.index < index])
 
@@ -83,25 +82,26 @@ def paused_collector() -> Iterator[None]:
         gc.enable()
 
 
-class Pipeline:
-    """Built once per container from the config; ``process`` handles one Lambda batch."""
+Parser = Callable[[Any], list[ChangeRecord]]
+"""A source's event parser: a Lambda event in, change records out (``InvalidEventError`` if not its kind)."""
 
-    def __init__(self, config: Config, sinks: Mapping[str, Sink]):
+
+class Pipeline:
+    """Built once per container from the config; ``process`` handles one Lambda batch.
+
+    The sinks and the source's event parser are handed in by the entry point: the core
+    names no implementation of either.
+    """
+
+    def __init__(self, config: Config, sinks: Mapping[str, Sink], parse: Parser):
         self.config = config
         self.sinks = dict(sinks)
+        self.parse = parse
         self.transforms = {name: RouteTransform(route) for name, route in config.routes.items()}
-
-    @classmethod
-    def from_config(cls, config: Config) -> "Pipeline":
-        return cls(config, build_sinks(config))
-
-    @classmethod
-    def from_path(cls, path: str | None = None) -> "Pipeline":
-        return cls.from_config(load_config(path))
 
     @paused_collector()
     def process(self, event: Any) -> BatchResult:
-        return self.process_records(parse_event(event))
+        return self.process_records(self.parse(event))
 
     def process_records(self, records: list[ChangeRecord]) -> BatchResult:
         """``process`` for records built elsewhere: the backfill makes INSERTs of version 0."""
@@ -138,7 +138,7 @@ class Pipeline:
 
     def _transform(self, record: ChangeRecord) -> tuple[list[Change], list[DeadLetter]]:
         if record.table is None:
-            raise RecordError(record.error)
+            raise RecordError(record.error or "record names no table")
         routes = self.config.routes_for(record.table)
         if not routes:
             if self.config.unrouted == "skip":
@@ -243,16 +243,7 @@ def _sink_failure(sink: Sink, batches: list[RouteBatch], exc: SinkError) -> Fail
 def _identifier(records: list[ChangeRecord], index: int) -> str:
     """The SequenceNumber to retry from; a malformed record without one retries from the one before."""
     for record in reversed(records[: index + 1]):
-        if is_sequence_number(record.sequence_number):
-            return record.sequence_number
+        sequence = record.sequence_number
+        if sequence is not None and is_sequence_number(sequence):
+            return sequence
     raise InvalidEventError(f"record {index} failed and no record up to it has a SequenceNumber to retry from")
-
-
-def build_sinks(config: Config) -> dict[str, Sink]:
-    routes_by_sink: dict[str, list[Route]] = {}
-    for route in config.routes.values():
-        routes_by_sink.setdefault(route.sink, []).append(route)
-    return {
-        name: registry.sink_class(sink_config.type)(sink_config, routes_by_sink.get(name, []))
-        for name, sink_config in config.sinks.items()
-    }

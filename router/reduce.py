@@ -8,10 +8,11 @@ may write the same table. The survivor remembers the earliest record merged into
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import Any
 
-from sinks.base import DELETE, UPSERT, Change
+from router.sink import DELETE, UPSERT, Change
 
 
 def reduce_changes(changes: Iterable[Change]) -> list[Change]:

@@ -9,14 +9,15 @@ turns that into the route's ``on_error``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from router import attrs
 from router.errors import CastError, RecordError
-from router.events import ChangeRecord
 from router.model import MISSING, Column, Filter, Route
+from router.records import ChangeRecord
+from router.sink import DELETE, UPSERT, Change
 from router.types import INT_RANGES, ColumnType, parse_type
-from sinks.base import DELETE, UPSERT, Change
 
 _EXTRAS_TYPE = parse_type("jsonb")
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -53,7 +54,7 @@ def _at(node: Any, path: Path) -> Any:
 def read(text: str, environ: Mapping[str, str] | None = None, name: str = "<config>") -> Document:
     """Parse YAML text. Syntax errors raise ``yaml.YAMLError``; content errors are collected."""
     stream = io.StringIO(text)
-    stream.name = name  # type: ignore[misc]  # PyYAML names the file in its syntax errors
+    stream.name = name  # PyYAML names the file in its syntax errors
     loader = yaml.SafeLoader(stream)
     try:
         node = loader.get_single_node()

@@ -7,14 +7,15 @@ the pieces here is what makes the two write the same rows, tombstones and dead l
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from psycopg import sql
 
 from router.attrs import dumps_exact
-from router.events import is_sequence_number
 from router.model import Route
-from sinks.base import DELETE, Change, DeadLetter, RouteStats
+from router.records import is_sequence_number
+from router.sink import DELETE, Change, DeadLetter, RouteStats
 
 TOMBSTONES, DEAD_LETTERS = "tombstones", "dead_letters"
 PURGE_EVERY = 3600.0  # seconds between tombstone purges, per container

@@ -9,22 +9,23 @@ is written) and ``reject`` (a predicate on changes, raised as ``RejectedChangeEr
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route, SinkConfig
-from sinks.base import DELETE, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
+from router.sink import DELETE, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
 
 Key = tuple[Any, ...]
 
 
 class MemorySink(Sink):
-    config_schema: dict[str, Any] = {}
+    config_schema: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: SinkConfig, routes: Sequence[Route] = ()):
         super().__init__(config, routes)
         self.tables: dict[tuple[str, str], dict[Key, dict[str, Any]]] = {}
         self.tombstones: dict[tuple[tuple[str, str], Key], int] = {}
-        self.dead_letters: list[dict[str, Any]] = []
+        self.dead_letters: list[dict[str, Any]] = []  # type: ignore[assignment]  # the stored letters, not the query
         self.applied_batches = 0
         self._failures: list[SinkError] = []
         self._reject: Callable[[Change], bool] | None = None

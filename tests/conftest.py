@@ -11,9 +11,10 @@ import os
 import sys
 import textwrap
 import uuid
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -27,7 +28,7 @@ for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "
                       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
     os.environ.setdefault(_name, _value)
 
-from router.config import load_config  # noqa: E402
+from operations.assemble import load_config, pipeline_for  # noqa: E402
 from router.model import Config  # noqa: E402
 from router.pipeline import Pipeline  # noqa: E402
 
@@ -146,7 +147,7 @@ def make_pipeline(write_config: Callable[..., Path]) -> Iterator[Callable[..., P
     def make(pg: PgTarget, template: str = EMPLOYEES, deletes: str = "hard", on_error: str = "fail",
              **fields: Any) -> Pipeline:
         config: Config = load_config(write_config(template, pg, deletes=deletes, on_error=on_error, **fields))
-        pipeline = Pipeline.from_config(config)
+        pipeline = pipeline_for(config)
         for sink in pipeline.sinks.values():
             sink.apply_ddl()
         built.append(pipeline)

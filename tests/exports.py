@@ -13,8 +13,9 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 EXPORT_ID = "01700000000000-a1b2c3d4"
@@ -24,7 +25,7 @@ def write_export(root: Path, table: str, items: Sequence[dict[str, Any]], *, fil
                  export_time: dt.datetime | None = None, prefix: str = "exports", bucket: str = "backups",
                  export_id: str = EXPORT_ID) -> Path:
     """Items (wire format) spread over ``files`` data files below ``root/prefix``; returns the export's folder."""
-    export_time = export_time or dt.datetime.now(dt.timezone.utc)
+    export_time = export_time or dt.datetime.now(dt.UTC)
     relative = f"{prefix}/AWSDynamoDB/{export_id}"
     folder = root / relative
     (folder / "data").mkdir(parents=True)

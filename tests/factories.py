@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
-from router.events import lambda_record
+from sources.dynamodb_streams import lambda_record
 
 EVENTS = Path(__file__).parent / "events"
 REGION, ACCOUNT = "us-east-1", "123456789012"
@@ -59,7 +60,7 @@ class Stream:
         old = self._items.get(slot)
         body: dict[str, Any] = {"Keys": wire(keys), "StreamViewType": self.view, "SizeBytes": 100,
                                 "SequenceNumber": str(next(self._sequence) if sequence is None else sequence),
-                                "ApproximateCreationDateTime": dt.datetime.fromtimestamp(created, dt.timezone.utc)}
+                                "ApproximateCreationDateTime": dt.datetime.fromtimestamp(created, dt.UTC)}
         if name != "REMOVE" and self.view in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
             body["NewImage"] = wire(item)
         if old is not None and self.view in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES"):

@@ -18,8 +18,9 @@ steps (no faults, nothing lost) let every schedule finish.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 Record = dict[str, Any]
 

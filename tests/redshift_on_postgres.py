@@ -12,15 +12,16 @@ enforces the primary keys Redshift only declares, so a duplicate row fails the t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import psycopg
 import pytest
-
 from conftest import EMPLOYEES, PgTarget, pg_target
-from router.config import load_config
-from router.pipeline import Pipeline, build_sinks
+
+from operations.assemble import load_config, pipeline_for
+from router.pipeline import Pipeline
 from sinks.redshift import RedshiftSink
 from sinks.redshift.transport import Statement, statement_error
 
@@ -129,7 +130,7 @@ def make_both_pipeline(write_config: Callable[..., Path], warehouse_pg: PgTarget
         fields.setdefault("on_error", "fail")
         path = write_config(template, pg, wschema=warehouse_pg.schema, wstate=warehouse_pg.state_schema, **fields)
         config = load_config(path)
-        pipeline = on_postgres(Pipeline(config, build_sinks(config)), redshift_shims)
+        pipeline = on_postgres(pipeline_for(config), redshift_shims)
         built.append(pipeline)
         return pipeline
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.backfill import insert_record
+from operations.backfill import insert_record
 from router.model import DELETED_COLUMN, Route
 from router.transform import RouteTransform
 

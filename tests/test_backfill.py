@@ -4,20 +4,21 @@ interleaved with the stream's changes, crashes and resumes, and throttling."""
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from conftest import EMPLOYEES
 from factories import event, read_stream
+from moto import mock_aws
 from moto_tables import create_employees
 from replica import expected_rows, live_rows, scan
-from router.backfill import Backfill, BackfillError, BackfillResult, PageReport, SegmentState, route_pipeline
-from router.config import load_config
-from router.scan import ScanSource
-from sinks.postgres.backfill_checkpoints import PostgresBackfillCheckpoints
+
+from operations.assemble import load_config
+from operations.backfill import Backfill, BackfillError, BackfillResult, PageReport, SegmentState, route_pipeline
+from operations.backfill_checkpoints import PostgresBackfillCheckpoints
+from sources.scan import ScanSource
 
 
 class Crash(Exception):

@@ -4,17 +4,18 @@ first, an export not older than the stream), and how it paces its reads."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from router.backfill import BackfillError
-from router.handover import export_warnings, source_table, stream_warnings
-from router.scan import RateLimiter, read_limiter
+from operations.backfill import BackfillError
+from operations.handover import export_warnings, source_table, stream_warnings
+from sources.scan import RateLimiter, read_limiter
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture

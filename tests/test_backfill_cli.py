@@ -3,21 +3,22 @@ in-process (moto) and the real Postgres: output, exit codes and one-line refusal
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
 from click.testing import CliRunner, Result
-from moto import mock_aws
-from psycopg import sql
-
 from conftest import EMPLOYEES
 from exports import upload, write_export
 from factories import wire
-from handlers.cli import app
+from moto import mock_aws
 from moto_tables import create_employees
+from psycopg import sql
 from replica import scan
+
+from handlers.cli import app
 
 
 @pytest.fixture

@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from conftest import EMPLOYEES
 from exports import upload, write_export
 from factories import wire
+from moto import mock_aws
 from replica import expected_rows, live_rows
-from router.backfill import Backfill, BackfillError, PageReport, route_pipeline
-from router.config import load_config
-from router.export import ExportSource
-from sinks.postgres.backfill_checkpoints import PostgresBackfillCheckpoints
+
+from operations.assemble import load_config
+from operations.backfill import Backfill, BackfillError, PageReport, route_pipeline
+from operations.backfill_checkpoints import PostgresBackfillCheckpoints
+from sources.export import ExportSource
 
 ITEMS = [wire({"Id": i, "empName": f"name{i}", "empDepartment": "Ops", "tags": {"a", "b"}, "raw": b"\x00\x01"})
          for i in range(1, 501)]

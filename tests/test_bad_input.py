@@ -10,14 +10,14 @@ fails under both. Never an exception out of the handler, never a partial write.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from factories import Stream, event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
-
-from factories import Stream, event
 
 ROUTE = """
 version: 1

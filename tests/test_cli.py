@@ -8,14 +8,15 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import EMPLOYEES
 
 from handlers.cli import app
-from conftest import EMPLOYEES
 
 BIN = Path(sys.executable).parent
 EVENTS = Path(__file__).parent / "events"

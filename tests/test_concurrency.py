@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 import pytest
-
 from conftest import EMPLOYEES
 from factories import Stream, event
 from pgfaults import RowLock, wait_until_blocked

@@ -7,12 +7,13 @@ of messages. ``FILE`` in an expected message stands for the path of the loaded f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 
-from router.config import load_config
+from operations.assemble import load_config
 from router.errors import ConfigError
 from router.model import MISSING
 

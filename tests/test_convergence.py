@@ -3,13 +3,13 @@ in, the Postgres table ends equal to the DynamoDB table (through the route's tra
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from factories import Stream, event, read_stream
+from moto import mock_aws
 from replica import expected_rows, live_rows, scan
 
 

@@ -8,12 +8,11 @@ Collecting the imported tests here runs each of them a second time, through this
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-
 from conftest import EMPLOYEES, PgTarget
-from router.pipeline import Pipeline
 from test_convergence import (  # noqa: F401  (collected again here, with the fixture below)
     employees,
     test_delete_then_replayed_insert_does_not_resurrect,
@@ -23,6 +22,8 @@ from test_convergence import (  # noqa: F401  (collected again here, with the fi
     test_soft_delete_keeps_row_marked_and_reinsert_clears_it,
 )
 from test_sink_convergence import ONE_ROUTE
+
+from router.pipeline import Pipeline
 
 
 @pytest.fixture

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from click.testing import CliRunner, Result
+from factories import Stream, event
 from psycopg import sql
 
-from factories import Stream, event
 from handlers.cli import app
 
 PEOPLE = """

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from samtranslator.translator.transform import transform
 
 from handlers import sam_template
 from handlers.cli import app
-from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"

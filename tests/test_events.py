@@ -6,14 +6,16 @@ import base64
 import copy
 import datetime as dt
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from factories import ACCOUNT, EVENTS, REGION, load_event, stream_arn
 
-from factories import ACCOUNT, REGION, EVENTS, load_event, stream_arn
 from router import attrs
 from router.errors import InvalidEventError
-from router.events import ChangeRecord, lambda_record, parse_event, parse_record, table_from_arn
+from router.records import ChangeRecord
+from sources.dynamodb_streams import lambda_record, parse_event, parse_record, table_from_arn
 
 CREATED = 1_700_000_000.0
 
@@ -75,7 +77,7 @@ def test_parsed_record_keeps_raw_record_and_says_where_it_is() -> None:
     assert record.event_id == "00000001"
     # the message locator names position, table and SequenceNumber, never contents
     assert record.where == "record 0 (table Employees, SequenceNumber 111000000000000000000001)"
-    assert record.created_at == dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.timezone.utc)
+    assert record.created_at == dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.UTC)
 
 
 def test_sequence_numbers_compare_as_numbers() -> None:
@@ -247,7 +249,7 @@ def boto3_record() -> dict[str, Any]:
         "eventID": "e1", "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
         "awsRegion": REGION,
         "dynamodb": {
-            "ApproximateCreationDateTime": dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.timezone.utc),
+            "ApproximateCreationDateTime": dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.UTC),
             "Keys": {"Id": {"N": "1"}},
             "NewImage": {"Id": {"N": "1"}, "photo": {"B": b"\x00\x01"}, "docs": {"BS": [b"a", b"b"]},
                          "meta": {"M": {"thumb": {"B": b"\xff"}, "parts": {"L": [{"B": b"\x01"}, {"S": "x"}]}}}},

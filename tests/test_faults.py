@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from psycopg import sql
-
 from conftest import EMPLOYEES
 from factories import Stream, event
 from pgfaults import SERIALIZATION_FAILURE, SLEEP, FaultTrigger, RowLock, sink_pids, terminate, wait_until_blocked
+from psycopg import sql
 
 # The shared Employees route, its sink with an application_name of its own (to find its backends) and options.
 ROUTE = EMPLOYEES.replace("    state_schema: {state}\n", "    state_schema: {state}\n    application_name: {app}\n{options}")

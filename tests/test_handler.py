@@ -8,9 +8,9 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
+from factories import load_event
 from moto import mock_aws
 
-from factories import load_event
 from router.errors import InvalidEventError
 
 SECRET_CONFIG = """

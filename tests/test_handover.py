@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from factories import Stream, event, wire
-from router.backfill import insert_record
+
+from operations.backfill import insert_record
 
 ALICE, BOB = {"Id": 1, "empName": "alice", "empDepartment": "Ops"}, {"Id": 1, "empName": "bob", "empDepartment": "Eng"}
 

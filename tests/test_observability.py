@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
-
 from conftest import EMPLOYEES
 from factories import Stream, event
+
 from router.log import logger
 
 LOGGING_EMPLOYEES = EMPLOYEES.replace("    on_error: {on_error}\n", "    on_error: {on_error}\n    log_records: {log_records}\n")

@@ -18,17 +18,18 @@ import platform
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
 from factories import EVENTS
+
 from handlers.cli import app
 from handlers.package import build
 from handlers.sam_template import load_deployable
-from router.config import load_config
+from operations.assemble import load_config
 from router.errors import ConfigError
 
 LOCAL_ARCH = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]

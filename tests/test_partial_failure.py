@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from psycopg import sql
-
 from factories import Stream, event
+from psycopg import sql
 
 
 def batch_with_poison() -> tuple[list[dict[str, Any]], dict[str, Any]]:

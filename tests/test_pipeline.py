@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
-
 from factories import Stream, event, load_event
-from router.config import parse_config
+
+from operations.assemble import parse_config
+from operations.assemble import pipeline_for as assemble_pipeline
 from router.errors import InvalidEventError
 from router.model import DELETED_COLUMN, VERSION_COLUMN
 from router.pipeline import BatchResult, Pipeline
-from sinks.base import RejectedChangeError, RouteStats, SinkError, TransientSinkError
+from router.sink import RejectedChangeError, RouteStats, SinkError, TransientSinkError
 from sinks.memory import MemorySink
 
 EMPLOYEE_COLUMNS = {
@@ -38,7 +39,7 @@ def pipeline_for(routes: dict[str, dict[str, Any]] | None = None, unrouted: str 
     config = {"version": 1, "unrouted": unrouted,
               "sinks": {"hot": {"type": "memory"}, "cold": {"type": "memory"}},
               "routes": routes or {"employees": route()}}
-    return Pipeline.from_config(parse_config(yaml.safe_dump(config), "test.yaml", environ={}))
+    return assemble_pipeline(parse_config(yaml.safe_dump(config), "test.yaml", environ={}))
 
 
 def sink(pipeline: Pipeline, name: str = "hot") -> MemorySink:
@@ -422,7 +423,7 @@ def test_first_record_without_sequence_number_fails_the_invocation() -> None:
     batch = [without_sequence_number(stream.insert(employee(1))), stream.insert(employee(2))]
     # WHEN processed and answered THEN the invocation fails as a whole (Lambda retries the batch)
     with pytest.raises(InvalidEventError) as caught:
-        pipeline.process(event(batch)).response
+        _ = pipeline.process(event(batch)).response
     assert str(caught.value) == "record 0 failed and no record up to it has a SequenceNumber to retry from"
     # AND nothing was committed
     assert rows(pipeline) == []

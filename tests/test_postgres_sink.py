@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
+from factories import Stream, event
 from psycopg import sql
 
-from factories import Stream, event
-from router.config import load_config
-from router.pipeline import Pipeline
+from operations.assemble import load_config, pipeline_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ def fresh_database(database_url: str) -> Iterator[str]:
 
 def test_every_shipped_route_loads_and_its_ddl_applies(fresh_database: str, monkeypatch: Any) -> None:
     monkeypatch.setenv("DATABASE_URL", fresh_database)
-    pipeline = Pipeline.from_config(load_config(ROOT / "config" / "tables.yaml"))
+    pipeline = pipeline_for(load_config(ROOT / "config" / "tables.yaml"))
     try:
         for sink in pipeline.sinks.values():
             sink.apply_ddl()
@@ -108,8 +108,8 @@ def test_every_column_type_round_trips_exactly(pg: Any, make_pipeline: Any) -> N
         "items": [{"sku": "A-1", "qty": 2, "price": Decimal("12345678901234567890.123456789")}],
         "tags": ["express", "gift"], "scores": [Decimal("-2"), Decimal("1.5")], "photo": b"\x00\x01\xffbinary",
         "paid": True,
-        "created_at": dt.datetime(2024, 5, 1, 10, 30, tzinfo=dt.timezone.utc),
-        "updated_at": dt.datetime(2024, 5, 1, 10, 30, 0, 123000, tzinfo=dt.timezone.utc),
+        "created_at": dt.datetime(2024, 5, 1, 10, 30, tzinfo=dt.UTC),
+        "updated_at": dt.datetime(2024, 5, 1, 10, 30, 0, 123000, tzinfo=dt.UTC),
         "due": dt.date(2024, 6, 1),
         "attributes": {"note": "unmapped", "rating": Decimal("4.75")},
     }

@@ -11,21 +11,21 @@ Counterexamples found are kept below as ``@example`` regression cases.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import boto3
 import pytest
+from factories import event, read_stream, wire
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import event as statistic
 from hypothesis import strategies as st
-from moto import mock_aws
-from psycopg import sql
-
-from factories import event, read_stream, wire
 from lambda_esm import Shard, Step
+from moto import mock_aws
 from pgfaults import CHECK_VIOLATION, DEADLOCK, SERIALIZATION_FAILURE, FaultTrigger, sink_pids, terminate
+from psycopg import sql
 from replica import expected_rows, scan
 
 EXAMPLES = int(os.environ.get("CDC_PROPERTY_EXAMPLES") or 100)

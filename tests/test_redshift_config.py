@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
+from test_sink_convergence import ONE_ROUTE
 
-from router.config import parse_config
+from operations.assemble import parse_config
 from router.errors import ConfigError
 from sinks.redshift import RedshiftSink
-from test_sink_convergence import ONE_ROUTE
 
 CONFIG = """
 version: 1

@@ -14,11 +14,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-
 from factories import Stream, event
+
+from operations.assemble import parse_config, pipeline_for
 from router import deadline
-from router.config import parse_config
-from router.pipeline import Pipeline
 from sinks.redshift import RedshiftSink
 from sinks.redshift.data_api import DataApiTransport, request_target
 
@@ -41,7 +40,7 @@ routes:
       Name:       {from: empName, type: varchar(20), fallback: NA}
       Department: {from: empDepartment, type: varchar(10), fallback: NA}
 """
-NOW = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 STATEMENT_ID = str(uuid.UUID(int=1))
 TARGET = {"WorkgroupName": "analytics", "Database": "dev",
           "SecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:warehouse-AbCdEf"}
@@ -98,7 +97,7 @@ class Warehouse:
         self.transport = DataApiTransport(request_target(options), name="cdc-router:warehouse", client=self.client,
                                           sleep=self.time.sleep, clock=self.time.monotonic, new_token=lambda: "token-1")
         sink = RedshiftSink(config.sinks["warehouse"], list(config.routes.values()), self.transport, now=lambda: NOW)
-        self.pipeline = Pipeline(config, {"warehouse": sink})
+        self.pipeline = pipeline_for(config, {"warehouse": sink})
         stream = Stream("Employees")
         self.records = [stream.insert({"Id": 2001, "empName": "Akua", "empDepartment": "AnyDept"}),
                         stream.remove({"Id": 7})]

@@ -12,14 +12,13 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg import sql
-
 from factories import Stream, event
+from psycopg import sql
 from redshift_on_postgres import BOTH_SINKS, EMPLOYEES_ROUTE, on_postgres
-from router.config import load_config
-from router.pipeline import build_sinks
-from sinks.dryrun import dry_run_pipeline
 from test_deadline import LambdaContext
+
+from operations.assemble import build_sinks, load_config
+from operations.dryrun import dry_run_pipeline
 
 WAREHOUSE = BOTH_SINKS + """  values:
     source: Values
@@ -77,7 +76,7 @@ def test_values_arrive_exact_through_literals(pg: Any, warehouse_pg: Any, make_b
         (2, None, None, Decimal("-0.000000001"), None, None, None, None, None, None, None, None, None, None, "{}"),
         (9223372036854775807, TRICKY, "naïve✓", Decimal("12345678901234567890123456789.123456789"),
          Decimal("-999999999999999999999999999999999999.99"), -1.5e-120, True, dt.date(2024, 2, 29),
-         dt.datetime(2024, 1, 1, 10, tzinfo=dt.timezone.utc), "6f1c0a52-9b8e-4c8e-8f3e-0d2b8d1a7c11",
+         dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC), "6f1c0a52-9b8e-4c8e-8f3e-0d2b8d1a7c11",
          '{"n": 1234567890.123456789012345678, "q": "it\'s a \\\\ back\'slash \\\\\\\\ \'\' \\"dq\\" \\\\n é 😀 \\t end", '
          '"list": [1, {"a": null}]}',
          '["a\'\\\\", "b"]', "[1.500000000, 10.000000000]", b"\x00\xff'\\", '{"other": "kept"}'),
@@ -269,7 +268,7 @@ def test_a_time_key_written_in_another_zone_is_still_tombstoned(
 
 
 def test_a_dry_run_shows_the_statements_apply_sends(pg: Any, make_both_pipeline: Any) -> None:
-    now = dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
     pipeline = make_both_pipeline(pg, DOCS, on_error="dead_letter")
     dry = dry_run_pipeline(pipeline.config)  # its Redshift sink has the Data API transport: it must send nothing
     pipeline.sinks["warehouse"].now = dry.sinks["warehouse"].real.now = lambda: now

@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 
 import yaml
-
 from factories import Stream
-from router.config import parse_config
-from router.events import parse_record
+
+from operations.assemble import parse_config
 from router.reduce import reduce_changes
 from router.transform import RouteTransform
+from sources.dynamodb_streams import parse_record
 
 CONFIG = {"version": 1, "sinks": {"mem": {"type": "memory"}}, "routes": {"employees": {
     "source": "Employees", "sink": "mem", "table": "employees", "key": ["Id"], "deletes": "soft",

@@ -7,9 +7,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from factories import event, read_stream
+from moto import mock_aws
 
 
 @pytest.fixture

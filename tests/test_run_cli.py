@@ -9,17 +9,18 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
 from click.testing import CliRunner
+from conftest import EMPLOYEES
 from moto.server import ThreadedMotoServer
+from moto_tables import create_employees
 
 from handlers.cli import app
-from moto_tables import create_employees
-from conftest import EMPLOYEES
 
 BIN = Path(sys.executable).parent
 

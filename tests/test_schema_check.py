@@ -4,16 +4,16 @@ leaves no drift."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from conftest import EMPLOYEES
 from psycopg import sql
 
-from router.config import load_config
-from router.pipeline import build_sinks
-from sinks.base import Drift
+from operations.assemble import build_sinks, load_config
+from router.sink import Drift
 from sinks.postgres.drift import catalog_type
-from conftest import EMPLOYEES
 
 
 @pytest.fixture

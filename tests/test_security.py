@@ -12,12 +12,11 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
+from factories import Stream, event
 from moto import mock_aws
 from psycopg import pq, sql
 
-from factories import Stream, event
-from router.config import parse_config
-from router.pipeline import Pipeline
+from operations.assemble import parse_config, pipeline_for
 
 HOSTILE = "x'); DROP TABLE canary; --"
 SHORT = "');DROP TABLE c;--"  # fits the Employees route's varchar(20)
@@ -124,7 +123,7 @@ def test_passwords_stay_out_of_logs_and_errors(pg: Any, dsn_line: str, capsys: A
     name = f"dev/rds-{uuid.uuid4().hex[:8]}"  # Powertools caches secrets by name across tests
     with mock_aws():
         boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(secret))
-        pipeline = Pipeline.from_config(parse_config(failing_sink_config(pg, dsn_line.replace("{secret}", name))))
+        pipeline = pipeline_for(parse_config(failing_sink_config(pg, dsn_line.replace("{secret}", name))))
         # WHEN the connection fails, and then a record fails its cast
         down = pipeline.process(event([fits]))
         pipeline.sinks["aurora"].credentials.options.update(dsn=pg.url)
@@ -146,7 +145,7 @@ def test_sslmode_and_sslrootcert_reach_the_connection(pg: Any, tmp_path: Path) -
 
     def sink(mode: str) -> Any:
         config = failing_sink_config(pg, f'dsn: "{pg.url}", sslmode: {mode}, sslrootcert: "{root}"')
-        return Pipeline.from_config(parse_config(config)).sinks["aurora"]
+        return pipeline_for(parse_config(config)).sinks["aurora"]
 
     # verify-full: libpq insists on TLS with certificate and host name checks (this test server has no TLS)
     strict = sink("verify-full")

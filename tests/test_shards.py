@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-
 from moto_tables import create_employees
-from router.shards import Shard, describe_shards, lineage_order, readable, shards_from_description
+
+from sources.shards import Shard, describe_shards, lineage_order, readable, shards_from_description
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Employees/stream/2024-01-01T00:00:00.000"
 

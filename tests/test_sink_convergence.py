@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from factories import Stream, event
 from redshift_on_postgres import BOTH_SINKS, EMPLOYEES_ROUTE
 

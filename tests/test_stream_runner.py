@@ -4,21 +4,22 @@ stop and restart without gaps or double applies, failures that stop or retry in 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
-from moto_tables import create_employees
-from router.config import load_config
-from router.pipeline import Pipeline
-from router.streams import BatchReport, Checkpoint, StreamError, StreamRunner
-from sinks.base import TransientSinkError
-from sinks.memory import MemorySink
-from sinks.postgres.checkpoints import PostgresCheckpoints
 from conftest import EMPLOYEES
+from moto import mock_aws
+from moto_tables import create_employees
+
+from operations.assemble import load_config, pipeline_for
+from operations.checkpoints import PostgresCheckpoints
+from operations.stream_runner import BatchReport, Checkpoint, StreamError, StreamRunner
+from router.pipeline import Pipeline
+from router.sink import TransientSinkError
+from sinks.memory import MemorySink
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ class Target:
         self.pipelines: list[Pipeline] = []
 
     def pipeline(self) -> Pipeline:
-        pipeline = Pipeline.from_config(self.config)
+        pipeline = pipeline_for(self.config)
         pipeline.sinks["aurora"].apply_ddl()
         self.pipelines.append(pipeline)
         return pipeline
@@ -177,7 +178,7 @@ def test_a_failing_record_stops_the_runner_after_saving_what_was_applied(target:
 def test_a_transient_failure_is_retried_from_the_failed_record(target: Target) -> None:
     memory = MemorySink(target.config.sinks["aurora"], list(target.config.routes.values()))
     memory.fail_next(TransientSinkError("connection reset"), times=2)
-    pipeline = Pipeline(target.config, {"aurora": memory})
+    pipeline = pipeline_for(target.config, {"aurora": memory})
     for id_ in (1, 2, 3):
         put(target.dynamodb, id_, f"name {id_}", "Dept")
 

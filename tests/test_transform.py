@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 import yaml
-
 from factories import Stream, load_event, wire
-from router.config import parse_config
+
+from operations.assemble import parse_config
 from router.errors import CastError, RecordError
-from router.events import ChangeRecord, parse_event, parse_record
 from router.model import Route
+from router.records import ChangeRecord
+from router.sink import DELETE, UPSERT
 from router.transform import RouteTransform
-from sinks.base import DELETE, UPSERT
+from sources.dynamodb_streams import parse_event, parse_record
 
 KEYS_ONLY, NEW_AND_OLD = "KEYS_ONLY", "NEW_AND_OLD_IMAGES"
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from router.config import parse_config
+from operations.assemble import parse_config
 from router.errors import RecordError
-from router.events import ChangeRecord
+from router.records import ChangeRecord
 from router.transform import RouteTransform, _value
 
 CONFIG = """

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from router.errors import CastError
+from router.limits import fit_type
+from router.sink import Capabilities
 from router.types import parse_type
-from sinks.base import Capabilities
-from sinks.limits import fit_type
 
 POSTGRES = Capabilities()
 REDSHIFT = Capabilities(max_identifier_bytes=127, merge_strategy="delete-insert", max_decimal_precision=38,

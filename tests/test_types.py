@@ -22,7 +22,7 @@ from router.errors import CastError, RecordError
 from router.types import EXPECTED, parse_type
 
 D = Decimal
-UTC = dt.timezone.utc
+UTC = dt.UTC
 UUID_TEXT = "12345678-1234-5678-1234-567812345678"
 DIGITS_38 = "12345678901234567890123456789012345678"
 

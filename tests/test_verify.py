@@ -7,23 +7,24 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-from psycopg import sql
-
 from conftest import EMPLOYEES
 from factories import Stream, event, wire
-from router.config import load_config
-from router.backfill import route_pipeline
-from router.handover import source_table
-from router.scan import ScanSource
-from router.verify import Difference, Verifier, VerifyReport, verify_all, verify_sample
-from sinks.postgres.verify import PostgresComparison
+from moto import mock_aws
+from psycopg import sql
 from test_postgres_sink import ORDERS as ALL_TYPES
+
+from operations.assemble import load_config
+from operations.backfill import route_pipeline
+from operations.handover import source_table
+from operations.verify import Difference, Verifier, VerifyReport, verify_all, verify_sample
+from operations.verify_postgres import PostgresComparison
+from sources.scan import ScanSource
 
 
 class Pair:

@@ -9,12 +9,13 @@ first line with every known secret and any URL or ``password=`` credential maske
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from sinks.base import RejectedChangeError, SinkError, TransientSinkError
+from router.sink import RejectedChangeError, SinkError, TransientSinkError
 
 SECRET_MAX_AGE = 300  # seconds a fetched secret is reused before asking Secrets Manager again
 # SQLSTATE classes: https://www.postgresql.org/docs/current/errcodes-appendix.html

@@ -10,17 +10,24 @@ JSON loader.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
-from sinks.base import StoredDeadLetter
-from sinks.postgres.connection import classify
+from router.sink import StoredDeadLetter
+from sinks.postgres.connection import Credentials, classify
 from sinks.postgres.statements import DEAD_LETTERS
 
-if TYPE_CHECKING:
-    from sinks.postgres.sink import PostgresSink
+
+class _Connected(Protocol):
+    """What these functions need of the Postgres sink."""
+
+    state_schema: str
+    credentials: Credentials
+
+    def connection(self) -> psycopg.Connection[Any]: ...
 
 _SELECT = """\
 SELECT "id", "route", "source_table", "sequence_number", "error", "record"::text, "failed_at" FROM {}
@@ -38,21 +45,21 @@ def delete_statement(state_schema: str) -> sql.Composed:
     return sql.SQL(_DELETE).format(sql.Identifier(state_schema, DEAD_LETTERS))
 
 
-def read(sink: "PostgresSink", routes: Sequence[str], limit: int | None) -> list[StoredDeadLetter]:
+def read(sink: _Connected, routes: Sequence[str], limit: int | None) -> list[StoredDeadLetter]:
     """The dead letters of ``routes`` (all when empty), by route and SequenceNumber."""
     params = {"routes": list(routes), "limit": limit}
     rows = _run(sink, select_statement(sink.state_schema), params, fetch=True)
     return [_letter(row) for row in rows]
 
 
-def remove(sink: "PostgresSink", ids: Sequence[int]) -> int:
+def remove(sink: _Connected, ids: Sequence[int]) -> int:
     """Delete these dead letters in one statement; return how many rows went."""
     if not ids:
         return 0
     return _run(sink, delete_statement(sink.state_schema), (list(ids),), fetch=False)
 
 
-def _run(sink: "PostgresSink", statement: sql.Composed, params: Any, fetch: bool) -> Any:
+def _run(sink: _Connected, statement: sql.Composed, params: Any, fetch: bool) -> Any:
     try:
         conn = sink.connection()
         with conn.transaction():

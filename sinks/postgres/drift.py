@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
-from sinks.base import Drift
+from router.sink import Drift
 from sinks.postgres.statements import route_ddl, written_columns
 
 # Our type names as the catalog spells them (format_type); the others are spelled alike.

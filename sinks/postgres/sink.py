@@ -10,7 +10,8 @@ that the pipeline can dead-letter it or stop the batch exactly there.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from psycopg import pq
@@ -18,12 +19,19 @@ from psycopg import pq
 from router.attrs import dumps_exact
 from router.log import logger
 from router.model import Route, SinkConfig
-from sinks.base import Capabilities, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
+from router.sink import (
+    Capabilities,
+    Change,
+    RejectedChangeError,
+    RouteBatch,
+    RouteStats,
+    Sink,
+    SinkError,
+    StoredDeadLetter,
+)
 from sinks.common import PURGE_EVERY, dead_letter_row, route_stats
-from sinks.postgres import statements
-from sinks.postgres import drift
 from sinks.postgres import dead_letters as letter_table
-from sinks.base import StoredDeadLetter
+from sinks.postgres import drift, statements
 from sinks.postgres.connection import Credentials, classify
 
 

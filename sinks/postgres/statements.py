@@ -12,16 +12,22 @@ import datetime as dt
 import json
 import uuid
 import zlib
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from psycopg import sql
 
 from router.attrs import dumps_exact
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
-from sinks.base import DELETE, Change
-from sinks.common import DEAD_LETTERS, TOMBSTONES, create_schema, written_columns
-from sinks.common import target_name  # noqa: F401  (moved to sinks.common; callers keep statements.target_name)
+from router.sink import DELETE, Change
+from sinks.common import (
+    DEAD_LETTERS,
+    TOMBSTONES,
+    create_schema,
+    target_name,  # noqa: F401  (moved to sinks.common; callers keep statements.target_name)
+    written_columns,
+)
 
 _APPLY = """\
 WITH d AS (
@@ -159,7 +165,7 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
                         for field, name, is_json in fields}
             document["o"] = "u"
             if change.keeps_values:
-                document["t"] = change.time or dt.datetime.now(dt.timezone.utc)
+                document["t"] = change.time or dt.datetime.now(dt.UTC)
         document["v"] = change.version
         documents.append(document)
     return json.dumps(documents, default=_json_default, separators=(",", ":"))

@@ -20,14 +20,15 @@ import random
 import re
 import time
 import uuid
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from router.log import logger
-from sinks.base import SinkError, TransientSinkError
+from router.sink import SinkError, TransientSinkError
 from sinks.redshift.transport import Statement, statement_error
 
 RETRIED = frozenset({  # throttling and overload: the same call can succeed a moment later

@@ -14,8 +14,9 @@ is sent as literals in a few statements rather than as one parameter per value.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from psycopg import sql
 
@@ -63,7 +64,7 @@ def quote(text: str) -> str:
 
 def _moment(value: dt.datetime) -> str:
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
     return quote(value.isoformat(sep=" "))
 
 

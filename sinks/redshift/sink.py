@@ -18,13 +18,14 @@ import datetime as dt
 import itertools
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from router import deadline
 from router.attrs import dumps_exact
 from router.log import logger
 from router.model import Route, SinkConfig
-from sinks.base import DELETE, Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, Sink
+from router.sink import DELETE, Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, Sink
 from sinks.common import PURGE_EVERY, dead_letter_row, route_stats, storable_json, target_name, written_columns
 from sinks.redshift import dialect, statements
 from sinks.redshift.data_api import DataApiTransport, request_target
@@ -57,7 +58,7 @@ class RedshiftSink(Sink):
     )
 
     def __init__(self, config: SinkConfig, routes: Sequence[Route] = (), transport: Transport | None = None,
-                 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)):
+                 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
         super().__init__(config, routes)
         self.now = now  # the batch's time: tombstones, dead letters, soft deletes without a record time
         options = config.options
@@ -157,7 +158,7 @@ class RedshiftSink(Sink):
 
     def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
         """Create the state tables and the target tables of ``routes`` (default: all of this sink's)."""
-        ddl = {sql: None for sql in self.state_ddl()}
+        ddl: dict[str, str | None] = {sql: None for sql in self.state_ddl()}
         for route in routes or self.routes:
             ddl.update({sql: route.name for sql in self.ddl(route) if sql not in ddl})
         self._execute(_pack([[Statement(sql, route)] for sql, route in ddl.items()]))
@@ -195,7 +196,7 @@ def _op(change: Change) -> str:
 
 def _key_text(key: tuple[Any, ...]) -> str:
     """A key as the text of its tombstone: exact JSON, times in UTC."""
-    return dumps_exact([value.astimezone(dt.timezone.utc) if isinstance(value, dt.datetime) and value.tzinfo
+    return dumps_exact([value.astimezone(dt.UTC) if isinstance(value, dt.datetime) and value.tzinfo
                         else value for value in key])
 
 

@@ -73,7 +73,7 @@ class RouteStatements:
     def apply(self) -> list[Statement]:
         """Guard, then apply; in this order, because each step relies on the one before."""
         hard, soft = self.route.deletes == "hard", self.route.deletes == "soft"
-        steps = [(self._stale_against_rows(), None)]
+        steps: list[tuple[sql.Composed, str | None]] = [(self._stale_against_rows(), None)]
         if hard:
             steps += [(self._stale_against_tombstones(), None), (self._delete(DELETE), DELETED)]
         if soft:

@@ -9,10 +9,11 @@ the test suite runs the same statement lists on PostgreSQL through a psycopg tra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
-from sinks.base import SinkError, TransientSinkError
+from router.sink import SinkError, TransientSinkError
 
 MAX_STATEMENTS = 40           # statements per BatchExecuteStatement call (the API's SqlList limit)
 MAX_STATEMENT_BYTES = 100_000  # the Data API refuses a query string larger than 100 KB

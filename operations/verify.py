@@ -11,19 +11,20 @@ sample of target keys up in DynamoDB, where the target key maps back to the tabl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import random
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from operations.backfill import insert_record
 from router.attrs import to_python
-from router.backfill import insert_record
 from router.errors import RecordError
 from router.model import Route
-from router.pages import PageReader, Source
 from router.reduce import reduce_changes
-from router.scan import sample_items
+from router.sink import Change
 from router.transform import RouteTransform
-from sinks.base import Change
+from sources.pages import PageReader, Source
+from sources.scan import sample_items
 
 _KEY_TYPES = {"S": ("text", "varchar"), "N": ("smallint", "integer", "bigint", "numeric"), "B": ("bytea",)}
 
@@ -48,7 +49,7 @@ class Differences:
 
 
 class Comparison(Protocol):
-    """The sink's side; ``sinks.postgres.verify.PostgresComparison`` is the real one."""
+    """The sink's side; ``operations.verify_postgres.PostgresComparison`` is the real one."""
 
     def load(self, changes: Sequence[Change]) -> None: ...
 

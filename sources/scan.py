@@ -14,11 +14,12 @@ import base64
 import random
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from router.pages import Page
+from sources.pages import Page
 
 THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded")
 MAX_SEGMENTS = 1_000_000  # DynamoDB's limit for TotalSegments

@@ -1,4 +1,4 @@
-"""``router.verify.Comparison`` for Postgres: what the target should hold, compared in the database.
+"""``operations.verify.Comparison`` for Postgres: what the target should hold, compared in the database.
 
 The expected rows (DynamoDB items through the route's transform) are written into a
 temporary table by the sink's own upsert statement, so their values take exactly the
@@ -12,13 +12,14 @@ items at a time; the database holds the rest on disk, and its join spills to dis
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from psycopg import sql
 
+from operations.verify import Difference, Differences
 from router.model import DELETED_COLUMN, Route
-from router.verify import Difference, Differences
-from sinks.base import Change
+from router.sink import Change
 from sinks.postgres import statements
 from sinks.postgres.sink import PostgresSink
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from router.attrs import dumps_exact
 from router.errors import CastError
+from router.sink import Capabilities
 from router.types import ColumnType, parse_type
-from sinks.base import Capabilities
 
 _TEXT_BASES = ("text", "varchar")
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Protocol
 
 _DONE = object()  # a worker has no segment left
 
@@ -75,7 +76,7 @@ class PageReader:
         for thread in self._threads:
             thread.join()
 
-    def __enter__(self) -> "PageReader":
+    def __enter__(self) -> PageReader:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -3,7 +3,7 @@
 For development and small self-hosted deployments (the scaled path stays Lambda's event
 source mapping). It reads the stream of every routed source table through any Streams
 endpoint (AWS, DynamoDB Local, a moto server), reads shards parents-before-children
-(``router.shards``), hands each ``GetRecords`` batch to the same ``Pipeline`` the Lambda
+(``sources.shards``), hands each ``GetRecords`` batch to the same ``Pipeline`` the Lambda
 handler uses, and saves its position per shard after every batch, so a restart resumes
 right after the last applied record. A checkpoint is saved after the batch commits: a
 crash in between replays that batch, which the version guard turns into no-ops.
@@ -12,15 +12,16 @@ crash in between replays that batch, which the version guard turns into no-ops.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from router.events import lambda_record
 from router.log import logger
 from router.pipeline import BatchResult, Pipeline
-from router.shards import Shard, describe_shards, readable
+from sources.dynamodb_streams import lambda_record
+from sources.shards import Shard, describe_shards, readable
 
 START_POSITIONS = {"trim_horizon": "TRIM_HORIZON", "latest": "LATEST"}
 MAX_BATCH = 1000  # GetRecords' own limit
@@ -37,7 +38,7 @@ class Checkpoint:
 
 
 class Checkpoints(Protocol):
-    """Where the runner keeps its position; ``sinks.postgres.checkpoints`` is the real one."""
+    """Where the runner keeps its position; ``operations.checkpoints`` is the real one."""
 
     def load(self, stream_arn: str) -> dict[str, Checkpoint]: ...
 

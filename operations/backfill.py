@@ -15,21 +15,20 @@ twice, harmlessly).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
+from operations.assemble import pipeline_for
 from router.attrs import dumps_exact, to_python
-from router.events import ChangeRecord
+from router.errors import BackfillError
 from router.model import Config, Route
-from router.pages import Page, PageReader, Source
 from router.pipeline import Pipeline
-from sinks.base import RouteStats
+from router.records import ChangeRecord
+from router.sink import RouteStats
+from sources.pages import Page, PageReader, Source
 
 BACKFILL = "cdc-router:backfill"  # eventSource of the synthetic records, as kept in dead letters
-
-
-class BackfillError(Exception):
-    """The backfill cannot start or go on; the positions saved so far stay valid."""
 
 
 @dataclass
@@ -40,7 +39,7 @@ class SegmentState:
 
 
 class Checkpoints(Protocol):
-    """Where the positions live; ``sinks.postgres.backfill_checkpoints`` is the real one."""
+    """Where the positions live; ``operations.backfill_checkpoints`` is the real one."""
 
     def load(self, route: str, source: str) -> dict[str, SegmentState]: ...
 
@@ -77,7 +76,7 @@ def insert_record(index: int, table: str, key_names: Sequence[str], item: dict[s
 
 def route_pipeline(config: Config, route: Route) -> Pipeline:
     """A pipeline that knows only ``route``: a table may feed other routes, and they are not backfilled."""
-    return Pipeline.from_config(dataclasses.replace(
+    return pipeline_for(dataclasses.replace(
         config, routes={route.name: route}, sinks={route.sink: config.sinks[route.sink]}))
 
 

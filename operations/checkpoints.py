@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from router.streams import Checkpoint
+from operations.stream_runner import Checkpoint
 from sinks.postgres.sink import PostgresSink
 from sinks.postgres.statements import create_schema
 

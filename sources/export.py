@@ -19,11 +19,12 @@ import hashlib
 import io
 import json
 import posixpath
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator, cast
+from typing import IO, Any, cast
 
-from router.backfill import BackfillError
-from router.pages import Page
+from router.errors import BackfillError
+from sources.pages import Page
 
 SUMMARY, FILES = "manifest-summary.json", "manifest-files.json"
 
@@ -119,7 +120,7 @@ class ExportSource:
             raise BackfillError(f"export data file {segment}, line {line_number}: not a {{\"Item\": {{...}}}} object")
         return item
 
-    def _check(self, segment: str, entry: dict[str, Any], lines: int, checked: "_Md5") -> None:
+    def _check(self, segment: str, entry: dict[str, Any], lines: int, checked: _Md5) -> None:
         if "itemCount" in entry and entry["itemCount"] != lines:
             raise BackfillError(f"export data file {segment} holds {lines} items, and its manifest says "
                                 f"{entry['itemCount']}: the file is incomplete")

@@ -7,11 +7,12 @@ were empty: stale counts need the live rows, which a dry run does not read.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
+from operations.assemble import build_sinks, pipeline_for
 from router.model import Config
-from router.pipeline import Pipeline, build_sinks
-from sinks.base import RouteBatch, RouteStats, Sink
+from router.pipeline import Pipeline
+from router.sink import RouteBatch, RouteStats, Sink
 from sinks.memory import MemorySink
 
 
@@ -30,4 +31,4 @@ class DryRunSink(MemorySink):
 
 def dry_run_pipeline(config: Config) -> Pipeline:
     """The pipeline of ``config`` with every sink replaced by a ``DryRunSink`` (no connection is made)."""
-    return Pipeline(config, {name: DryRunSink(sink) for name, sink in build_sinks(config).items()})
+    return pipeline_for(config, {name: DryRunSink(sink) for name, sink in build_sinks(config).items()})

@@ -8,13 +8,14 @@ transaction or raises a ``SinkError``; everything else has a no-op default.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from router.model import Route, SinkConfig
+from router.model import Capabilities, Route, SinkConfig
 
 if TYPE_CHECKING:
-    from router.events import ChangeRecord
+    from router.records import ChangeRecord
 
 UPSERT, DELETE = "upsert", "delete"
 
@@ -28,9 +29,9 @@ class Change:
     key: tuple[Any, ...]
     row: dict[str, Any]            # column -> value; key columns only for a DELETE
     version: int                   # stream SequenceNumber as a number (0: backfill)
-    record: "ChangeRecord"         # the record whose image this is (the last one for its key)
+    record: ChangeRecord         # the record whose image this is (the last one for its key)
     first: int = -1                # batch index of the earliest record merged into this change
-    values_from: "ChangeRecord | None" = None  # a soft DELETE that carries the values of this upsert record
+    values_from: ChangeRecord | None = None  # a soft DELETE that carries the values of this upsert record
 
     @property
     def keeps_values(self) -> bool:
@@ -50,7 +51,7 @@ class DeadLetter:
     """A record that can never be applied to ``route``, kept with the reason."""
 
     route: Route
-    record: "ChangeRecord"
+    record: ChangeRecord
     error: str
 
 
@@ -75,7 +76,7 @@ class RouteStats:
     dead_lettered: int = 0
     failed: int = 0                # records reported back to Lambda for retry
 
-    def add(self, other: "RouteStats") -> None:
+    def add(self, other: RouteStats) -> None:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -126,22 +127,6 @@ class Drift:
     fix: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What differs between databases, declared instead of branched on.
-
-    The defaults describe PostgreSQL; ``sinks.limits.fit_type`` applies the limits to a
-    route's column types when the config is loaded, so a value that does not fit is a cast
-    error (fallback / on_error) rather than a database error.
-    """
-
-    max_identifier_bytes: int = 63
-    merge_strategy: str = "upsert"                # upsert: ON CONFLICT; delete-insert: replace whole rows
-    max_decimal_precision: int | None = None      # None: numeric of any size
-    default_decimal: tuple[int, int] | None = None  # (precision, scale) a bare `numeric` becomes
-    max_text_bytes: int | None = None             # longest text or JSON value, in UTF-8 bytes
-
-
 class Sink:
     """Base class: ``apply`` is required; DDL, checks and ``close`` default to nothing."""
 
@@ -187,8 +172,12 @@ class Sink:
     def close(self) -> None:
         """Release connections; the sink may be used again afterwards."""
 
-    def __enter__(self) -> "Sink":
+    def __enter__(self) -> Sink:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+SinkTypes = Mapping[str, type[Sink]]
+"""Sink classes by the ``type:`` name used in tables.yaml; built by the entry point."""

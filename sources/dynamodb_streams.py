@@ -10,45 +10,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from router.errors import InvalidEventError
-
-EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-@dataclass(slots=True, eq=False)
-class ChangeRecord:
-    """One stream record. ``error`` is set when the record is malformed."""
-
-    index: int                     # position in the batch
-    raw: dict[str, Any]            # the record as delivered, for dead letters
-    table: str | None
-    event_name: str | None = None
-    keys: dict[str, Any] | None = None
-    new_image: dict[str, Any] | None = None
-    old_image: dict[str, Any] | None = None
-    sequence_number: str | None = None
-    version: int = 0
-    created: float | None = None   # ApproximateCreationDateTime, epoch seconds
-    event_id: str | None = None
-    error: str | None = None
-
-    @property
-    def is_delete(self) -> bool:
-        return self.event_name == "REMOVE"
-
-    @property
-    def created_at(self) -> dt.datetime | None:
-        return None if self.created is None else _EPOCH + dt.timedelta(seconds=self.created)
-
-    @property
-    def where(self) -> str:
-        """Where the record is, for messages: never its contents."""
-        return f"record {self.index} (table {self.table}, SequenceNumber {self.sequence_number})"
+from router.records import EPOCH as _EPOCH
+from router.records import EVENT_NAMES, ChangeRecord, is_sequence_number
 
 
 def parse_event(event: Any) -> list[ChangeRecord]:
@@ -81,7 +48,7 @@ def _fill(record: ChangeRecord, event_name: Any, body: Any) -> str | None:
     if not isinstance(body, dict):
         return "record has no 'dynamodb' object"
     sequence = record.sequence_number
-    if not is_sequence_number(sequence):
+    if sequence is None or not is_sequence_number(sequence):
         return f"invalid SequenceNumber {body.get('SequenceNumber')!r} (expected a decimal string)"
     keys, new_image, old_image = body.get("Keys"), body.get("NewImage"), body.get("OldImage")
     if not isinstance(keys, dict) or not keys:
@@ -102,11 +69,6 @@ def _created(record: ChangeRecord, value: Any) -> str | None:
         record.created = value
         return None
     return f"invalid ApproximateCreationDateTime {value!r} (expected epoch seconds)"
-
-
-def is_sequence_number(value: Any) -> bool:
-    """A decimal string of ASCII digits (``str.isdigit`` also accepts '²', which ``int`` refuses)."""
-    return isinstance(value, str) and value.isascii() and value.isdigit()
 
 
 def _is_time(seconds: float) -> bool:

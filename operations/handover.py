@@ -15,8 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from router.backfill import BackfillError
-from router.shards import describe_shards
+from router.errors import BackfillError
+from sources.shards import describe_shards
 
 STREAM_RETENTION = dt.timedelta(hours=24)
 WARN_AGE = dt.timedelta(hours=20)
@@ -67,7 +67,7 @@ def oldest_record(streams: Any, stream_arn: str) -> dt.datetime | None:
 def stream_warnings(streams: Any, table: dict[str, Any], now: dt.datetime | None = None) -> list[str]:
     """Refuse a table without a usable stream; warn when its oldest record is about to expire."""
     arn = require_stream(table)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     oldest = oldest_record(streams, arn)
     if oldest is None or now - oldest < WARN_AGE:
         return []
@@ -79,7 +79,7 @@ def stream_warnings(streams: Any, table: dict[str, Any], now: dt.datetime | None
 def export_warnings(table: dict[str, Any], export_time: dt.datetime, tombstone_hours: int | None,
                     now: dt.datetime | None = None) -> list[str]:
     """Refuse an export older than the stream (or than the tombstones); warn when it is nearly a day old."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     enabled = _stream_created(table)
     if enabled is not None and enabled > export_time:
         raise BackfillError(f"the stream of {table['TableName']} was enabled at {enabled:%Y-%m-%d %H:%M:%S}Z, after "
@@ -102,7 +102,7 @@ def _stream_created(table: dict[str, Any]) -> dt.datetime | None:
         created = dt.datetime.fromisoformat(str(table.get("LatestStreamLabel")))
     except ValueError:
         return None
-    return created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)
+    return created if created.tzinfo else created.replace(tzinfo=dt.UTC)
 
 
 def _hours(delta: dt.timedelta) -> str:

@@ -11,11 +11,11 @@ after its batch committed; a crash in between retries it once more, harmlessly.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from router.pipeline import Pipeline
-from sinks.base import RouteStats, Sink, StoredDeadLetter
+from router.sink import RouteStats, Sink, StoredDeadLetter
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _retry_one(pipeline: Pipeline, sink: Sink, letter: StoredDeadLetter) -> Outc
                                                           f"{pipeline.config.path}")
     strict = dataclasses.replace(route, on_error="fail")
     config = dataclasses.replace(pipeline.config, routes={route.name: strict}, unrouted="fail")
-    result = Pipeline(config, pipeline.sinks).process({"Records": [letter.record]})
+    result = Pipeline(config, pipeline.sinks, pipeline.parse).process({"Records": [letter.record]})
     if result.failure is None:
         return Outcome(letter, sink.name, True, stats=result.stats[route.name])
     return Outcome(letter, sink.name, False, reason=result.failure.reason, transient=result.failure.transient)

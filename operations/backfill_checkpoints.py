@@ -12,7 +12,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from router.backfill import SegmentState
+from operations.backfill import SegmentState
 from sinks.postgres.sink import PostgresSink
 from sinks.postgres.statements import create_schema
 
@@ -37,7 +37,7 @@ _CLEAR = 'DELETE FROM {} WHERE "route" = %s AND "source" = %s'
 
 
 class PostgresBackfillCheckpoints:
-    """``router.backfill.Checkpoints`` on the sink's own connection."""
+    """``operations.backfill.Checkpoints`` on the sink's own connection."""
 
     def __init__(self, sink: PostgresSink):
         self.sink = sink

@@ -1,0 +1,51 @@
+"""Change records: one DynamoDB item change, whatever source delivered it.
+
+Sources (Lambda events of DynamoDB Streams or Kinesis, the Streams API, a backfill)
+build these; the core routes, transforms and reduces them. Images stay in the wire
+format (AttributeValues); ``router.attrs`` converts what a route reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(slots=True, eq=False)
+class ChangeRecord:
+    """One stream record. ``error`` is set when the record is malformed."""
+
+    index: int                     # position in the batch
+    raw: dict[str, Any]            # the record as delivered, for dead letters
+    table: str | None
+    event_name: str | None = None
+    keys: dict[str, Any] | None = None
+    new_image: dict[str, Any] | None = None
+    old_image: dict[str, Any] | None = None
+    sequence_number: str | None = None
+    version: int = 0
+    created: float | None = None   # ApproximateCreationDateTime, epoch seconds
+    event_id: str | None = None
+    error: str | None = None
+
+    @property
+    def is_delete(self) -> bool:
+        return self.event_name == "REMOVE"
+
+    @property
+    def created_at(self) -> dt.datetime | None:
+        return None if self.created is None else EPOCH + dt.timedelta(seconds=self.created)
+
+    @property
+    def where(self) -> str:
+        """Where the record is, for messages: never its contents."""
+        return f"record {self.index} (table {self.table}, SequenceNumber {self.sequence_number})"
+
+
+def is_sequence_number(value: Any) -> bool:
+    """A decimal string of ASCII digits (``str.isdigit`` also accepts '²', which ``int`` refuses)."""
+    return isinstance(value, str) and value.isascii() and value.isdigit()
