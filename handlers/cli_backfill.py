@@ -22,6 +22,7 @@ from handlers.cli_support import console, error
 from operations.assemble import load_config
 from operations.backfill import Backfill, BackfillError, route_pipeline
 from router.model import Config, Route
+from router.modes import Deletes
 from router.pipeline import Pipeline
 from sinks.postgres.sink import PostgresSink
 
@@ -157,7 +158,7 @@ def _source(aws: _Aws, config: Config, route: Route, export: str | None, segment
     if source.table != route.source:
         raise BackfillError(f"export {export} is of table {source.table!r}, and route {route.name!r} reads "
                             f"{route.source!r}")
-    retention = config.sinks[route.sink].options.get("tombstone_retention_hours") if route.deletes == "hard" else None
+    retention = config.sinks[route.sink].options.get("tombstone_retention_hours") if route.deletes == Deletes.HARD else None
     console.print(f"reading export {source.name} ({len(source.segments)} data file(s), taken "
                   f"{source.export_time:%Y-%m-%d %H:%M:%S}Z)")
     return source, warnings + export_warnings(aws.table, source.export_time, retention)

@@ -91,7 +91,7 @@ def batch_table(batch: RouteBatch) -> Table:
     columns = [c.name for c in batch.route.columns] + ([batch.route.extras] if batch.route.extras else [])
     table = _table(f"route {batch.route.name} -> {batch.route.qualified_table}", ["op", "version", *columns])
     for change in batch.changes:
-        table.add_row(Text(change.op), Text(str(change.version)),
+        table.add_row(Text(change.op.name.lower()), Text(str(change.version)),
                       *(value(change.row[name]) if name in change.row else Text("") for name in columns))
     for letter in batch.dead_letters:
         table.add_row(Text("dead letter"), Text(str(letter.record.version)), Text(letter.error))

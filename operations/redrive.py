@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from router.modes import OnError, Unrouted
 from router.pipeline import Pipeline
 from router.sink import RouteStats, Sink, StoredDeadLetter
 
@@ -62,8 +63,8 @@ def _retry_one(pipeline: Pipeline, sink: Sink, letter: StoredDeadLetter) -> Outc
     if route is None:
         return Outcome(letter, sink.name, False, reason=f"route {letter.route!r} is no longer in "
                                                           f"{pipeline.config.path}")
-    strict = dataclasses.replace(route, on_error="fail")
-    config = dataclasses.replace(pipeline.config, routes={route.name: strict}, unrouted="fail")
+    strict = dataclasses.replace(route, on_error=OnError.FAIL)
+    config = dataclasses.replace(pipeline.config, routes={route.name: strict}, unrouted=Unrouted.FAIL)
     result = Pipeline(config, pipeline.sinks, pipeline.parse).process({"Records": [letter.record]})
     if result.failure is None:
         return Outcome(letter, sink.name, True, stats=result.stats[route.name])

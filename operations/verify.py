@@ -20,6 +20,7 @@ from operations.backfill import insert_record
 from router.attrs import to_python
 from router.errors import RecordError
 from router.model import Route
+from router.modes import OnError
 from router.reduce import reduce_changes
 from router.sink import Change
 from router.transform import RouteTransform
@@ -70,7 +71,7 @@ class VerifyReport:
     @property
     def drift(self) -> bool:
         found = self.differences.missing + self.differences.extra + self.differences.different
-        return found > 0 or (self.refused > 0 and self.route.on_error == "fail")
+        return found > 0 or (self.refused > 0 and self.route.on_error == OnError.FAIL)
 
 
 class Verifier:

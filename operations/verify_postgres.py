@@ -19,6 +19,7 @@ from psycopg import sql
 
 from operations.verify import Difference, Differences
 from router.model import DELETED_COLUMN, Route
+from router.modes import Deletes
 from router.sink import Change
 from sinks.postgres import statements
 from sinks.postgres.sink import PostgresSink
@@ -42,7 +43,7 @@ class PostgresComparison:
 
     def __init__(self, sink: PostgresSink, route: Route):
         self.sink, self.route = sink, route
-        self.expected = dataclasses.replace(route, schema="pg_temp", table=EXPECTED, deletes="ignore")
+        self.expected = dataclasses.replace(route, schema="pg_temp", table=EXPECTED, deletes=Deletes.IGNORE)
         self.columns = statements.written_columns(route)
         self._load = statements.apply_statement(self.expected, sink.state_schema)
         conn = sink.connection()
@@ -95,7 +96,7 @@ class PostgresComparison:
 
     @property
     def _live(self) -> sql.Composable:
-        if self.route.deletes != "soft":
+        if self.route.deletes != Deletes.SOFT:
             return sql.SQL("")
         return sql.SQL(" WHERE t.{} IS NULL").format(sql.Identifier(DELETED_COLUMN))
 

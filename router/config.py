@@ -21,6 +21,7 @@ from router.config_errors import Errors
 from router.errors import CastError, ConfigError
 from router.limits import fit_type
 from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, Filter, Route, SinkConfig
+from router.modes import Deletes, MergeStrategy, OnError, Unrouted
 from router.sink import SinkTypes
 from router.types import parse_type
 from router.yamlfile import Path
@@ -45,8 +46,8 @@ ROUTE_SCHEMA = {
                 "keysrules": {"type": "string", "empty": False},
                 "valuesrules": {"type": "dict", "nullable": True, "schema": COLUMN_SCHEMA}},
     "extras": {**_STRING, "nullable": True},
-    "deletes": {"type": "string", "allowed": ["hard", "soft", "ignore"], "default": "hard"},
-    "on_error": {"type": "string", "allowed": ["fail", "dead_letter"], "default": "fail"},
+    "deletes": {"type": "string", "allowed": list(Deletes), "default": Deletes.HARD.value},
+    "on_error": {"type": "string", "allowed": list(OnError), "default": OnError.FAIL.value},
     "filter": {"type": "dict", "schema": {
         "attribute": {**_STRING, "required": True},
         "equals": {"nullable": True},
@@ -56,7 +57,7 @@ ROUTE_SCHEMA = {
 }
 TOP_SCHEMA: dict[str, dict[str, Any]] = {
     "version": {"type": "integer", "required": True, "allowed": [1]},
-    "unrouted": {"type": "string", "allowed": ["fail", "skip"], "default": "fail"},
+    "unrouted": {"type": "string", "allowed": list(Unrouted), "default": Unrouted.FAIL.value},
     "sinks": {"type": "dict", "required": True, "empty": False,
               "keysrules": {"type": "string", "empty": False},
               "valuesrules": {"type": "dict", "allow_unknown": True}},  # the types' schemas: _top_schema
@@ -114,7 +115,7 @@ def parse_config(text: str, sink_types: SinkTypes, path: str = DEFAULT_PATH,
     sinks = _build_sinks(data.get("sinks") or {}, sink_types, errors)
     routes = _build_routes(data.get("routes") or {}, sinks, errors)
     errors.raise_if_any()
-    return Config(path=path, sinks=sinks, routes=routes, unrouted=data["unrouted"], version=data["version"])
+    return Config(path=path, sinks=sinks, routes=routes, unrouted=Unrouted(data["unrouted"]), version=data["version"])
 
 
 def _sink_schema(sink_types: SinkTypes) -> dict[str, Any]:
@@ -193,7 +194,7 @@ class _RouteBuilder:
         return Route(
             name=self.name, source=entry["source"], sink=entry["sink"], schema=schema, table=table,
             key=tuple(key), columns=tuple(c for c in columns if c is not None), extras=extras,
-            deletes=entry["deletes"], on_error=entry["on_error"], filter=route_filter,
+            deletes=Deletes(entry["deletes"]), on_error=OnError(entry["on_error"]), filter=route_filter,
             log_records=entry["log_records"],
         )
 
@@ -291,7 +292,7 @@ def _written(route: Route) -> set[str]:
 
 def _replaces_rows(sink: SinkConfig) -> bool:
     """delete-insert sinks (Redshift) rewrite a row from one route's columns, dropping the others'."""
-    return sink.capabilities.merge_strategy == "delete-insert"
+    return sink.capabilities.merge_strategy == MergeStrategy.DELETE_INSERT
 
 
 def _split_table(text: str, default_schema: str) -> tuple[str, str]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from router.modes import Deletes, MergeStrategy, OnError, Unrouted
 from router.types import ColumnType
 
 VERSION_COLUMN = "_cdc_version"
@@ -46,8 +47,8 @@ class Route:
     key: tuple[str, ...]
     columns: tuple[Column, ...]
     extras: str | None = None      # jsonb column for every unmapped attribute
-    deletes: str = "hard"          # hard | soft | ignore
-    on_error: str = "fail"         # fail | dead_letter
+    deletes: Deletes = Deletes.HARD
+    on_error: OnError = OnError.FAIL
     filter: Filter | None = None
     log_records: bool = False      # record bodies stay out of logs unless a route opts in
 
@@ -75,7 +76,7 @@ class Capabilities:
     """
 
     max_identifier_bytes: int = 63
-    merge_strategy: str = "upsert"                # upsert: ON CONFLICT; delete-insert: replace whole rows
+    merge_strategy: MergeStrategy = MergeStrategy.UPSERT  # upsert: ON CONFLICT; delete-insert: replace whole rows
     max_decimal_precision: int | None = None      # None: numeric of any size
     default_decimal: tuple[int, int] | None = None  # (precision, scale) a bare `numeric` becomes
     max_text_bytes: int | None = None             # longest text or JSON value, in UTF-8 bytes
@@ -94,7 +95,7 @@ class Config:
     path: str
     sinks: dict[str, SinkConfig]
     routes: dict[str, Route]
-    unrouted: str = "fail"         # fail | skip
+    unrouted: Unrouted = Unrouted.FAIL
     version: int = 1
 
     def routes_for(self, source_table: str) -> tuple[Route, ...]:

@@ -18,6 +18,7 @@ from typing import Any
 from router.errors import InvalidEventError, RecordError, UnroutedRecordError
 from router.log import logger
 from router.model import Config
+from router.modes import OnError, Unrouted
 from router.records import ChangeRecord, is_sequence_number
 from router.reduce import reduce_changes
 from router.sink import Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
@@ -141,7 +142,7 @@ class Pipeline:
             raise RecordError(record.error or "record names no table")
         routes = self.config.routes_for(record.table)
         if not routes:
-            if self.config.unrouted == "skip":
+            if self.config.unrouted == Unrouted.SKIP:
                 logger.warning("record skipped: no route", extra={"table": record.table, "index": record.index})
                 return [], []
             raise UnroutedRecordError(f"no route for DynamoDB table {record.table!r} in {self.config.path} "
@@ -154,7 +155,7 @@ class Pipeline:
                     raise RecordError(record.error)
                 change = self.transforms[route.name](record)
             except RecordError as exc:
-                if route.on_error != "dead_letter":
+                if route.on_error != OnError.DEAD_LETTER:
                     exc.route = route.name
                     raise
                 dead_letters.append(DeadLetter(route, record, str(exc)))
@@ -219,7 +220,7 @@ def _after_rejection(plan: _Plan, exc: RejectedChangeError, failure: Failure | N
     # not at fault: they stay in the plan, and the next reduce makes the newest one the survivor.
     record = change.values_from or change.record
     reason = f"{record.where}: rejected by the database: {exc}"
-    if change.route.on_error == "dead_letter":
+    if change.route.on_error == OnError.DEAD_LETTER:
         remaining = [c for c in plan.changes if not (c.record is record and c.route is change.route)]
         return _Plan(remaining, plan.dead_letters + [DeadLetter(change.route, record, reason)]), failure
     cut = Failure(record.index, reason, change.route.name)

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.model import Capabilities, Route, SinkConfig
+from router.modes import Op
 
 if TYPE_CHECKING:
     from router.records import ChangeRecord
 
-UPSERT, DELETE = "upsert", "delete"
+UPSERT, DELETE = Op.UPSERT, Op.DELETE  # the two ops of a Change (Op.KEEP is a DELETE with values_from)
 
 
 @dataclass(slots=True, eq=False)
@@ -25,7 +26,7 @@ class Change:
     """The desired state of one target row, produced from one stream record."""
 
     route: Route
-    op: str                        # UPSERT or DELETE
+    op: Op                         # UPSERT or DELETE
     key: tuple[Any, ...]
     row: dict[str, Any]            # column -> value; key columns only for a DELETE
     version: int                   # stream SequenceNumber as a number (0: backfill)

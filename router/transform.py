@@ -15,6 +15,7 @@ from typing import Any
 from router import attrs
 from router.errors import CastError, RecordError
 from router.model import MISSING, Column, Filter, Route
+from router.modes import Deletes
 from router.records import ChangeRecord
 from router.sink import DELETE, UPSERT, Change
 from router.types import INT_RANGES, ColumnType, parse_type
@@ -60,7 +61,7 @@ class RouteTransform:
         return self._delete(record)
 
     def _delete(self, record: ChangeRecord) -> Change | None:
-        if self.route.deletes == "ignore":
+        if self.route.deletes == Deletes.IGNORE:
             return None
         image = {**(record.old_image or {}), **(record.keys or {})}
         route_filter = self.route.filter

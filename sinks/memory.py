@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route, SinkConfig
+from router.modes import Deletes
 from router.sink import DELETE, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
 
 Key = tuple[Any, ...]
@@ -67,7 +68,7 @@ def _apply_batch(batch: RouteBatch, tables: dict, tombstones: dict, reject: Call
             stats.deleted += _delete(route, change, table, tombstones, newer)
         elif newer and tombstones.get((route.target, change.key), -1) < change.version:
             table[change.key] = {**(row or {}), **change.row, VERSION_COLUMN: change.version}
-            if route.deletes == "soft":
+            if route.deletes == Deletes.SOFT:
                 table[change.key][DELETED_COLUMN] = None
             stats.upserted += 1
         else:
@@ -76,7 +77,7 @@ def _apply_batch(batch: RouteBatch, tables: dict, tombstones: dict, reject: Call
 
 
 def _delete(route: Route, change: Change, table: dict, tombstones: dict, newer: bool) -> int:
-    if route.deletes == "soft":
+    if route.deletes == Deletes.SOFT:
         if not newer:
             return 0
         table[change.key] = {**table.get(change.key, {}), **change.row, VERSION_COLUMN: change.version,

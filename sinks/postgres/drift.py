@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
+from router.modes import Deletes
 from router.sink import Drift
 from sinks.postgres.statements import route_ddl, written_columns
 
@@ -59,7 +60,7 @@ def catalog_type(type_name: str) -> str:
 def expected_columns(route: Route) -> list[tuple[str, str]]:
     """Every column the sink writes: mapped, extras, the version, and the soft-delete mark."""
     columns = written_columns(route) + [(VERSION_COLUMN, "numeric")]
-    return columns + ([(DELETED_COLUMN, "timestamptz")] if route.deletes == "soft" else [])
+    return columns + ([(DELETED_COLUMN, "timestamptz")] if route.deletes == Deletes.SOFT else [])
 
 
 def differences(route: Route, live: LiveTable | None) -> list[Drift]:

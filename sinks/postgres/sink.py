@@ -19,6 +19,7 @@ from psycopg import pq
 from router.attrs import dumps_exact
 from router.log import logger
 from router.model import Route, SinkConfig
+from router.modes import Deletes
 from router.sink import (
     Capabilities,
     Change,
@@ -120,7 +121,7 @@ class PostgresSink(Sink):
         # If a statement fails, the server skips the rest up to the Sync, COMMIT included, and the
         # transaction is rolled back (``connection()`` clears the aborted state before the next use).
         locks = sorted(set().union(*(statements.row_locks(self._targets[b.route.name], (c.key for c in b.changes))
-                                     for b in batches if b.route.deletes == "hard")))
+                                     for b in batches if b.route.deletes == Deletes.HARD)))
         with conn.pipeline():
             conn.execute("BEGIN")
             if locks:

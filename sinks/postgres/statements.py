@@ -20,6 +20,7 @@ from psycopg import sql
 
 from router.attrs import dumps_exact
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
+from router.modes import Deletes, Op
 from router.sink import DELETE, Change
 from sinks.common import (
     DEAD_LETTERS,
@@ -102,7 +103,7 @@ def apply_statement(route: Route, state_schema: str) -> sql.Composed:
         key_match=sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(sql.Identifier(k), f)
                                          for k, f in zip(route.key, key_fields)),
     )
-    soft, hard = route.deletes == "soft", route.deletes == "hard"
+    soft, hard = route.deletes == Deletes.SOFT, route.deletes == Deletes.HARD
     assignments = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name))
                    for name, _ in columns if name not in route.key]
     assignments.append(sql.SQL("{0} = EXCLUDED.{0}").format(version))
@@ -159,11 +160,11 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
         row = change.row
         if change.op == DELETE and not change.keeps_values:
             document = {f"c{i}": row[name] for i, (name, _) in enumerate(columns) if name in route.key}
-            document["o"], document["t"] = "d", change.time
+            document["o"], document["t"] = Op.DELETE, change.time
         else:
             document = {field: (dumps_exact(row[name]) if is_json and row[name] is not None else row[name])
                         for field, name, is_json in fields}
-            document["o"] = "u"
+            document["o"] = Op.UPSERT  # a soft delete keeping values writes them with its time
             if change.keeps_values:
                 document["t"] = change.time or dt.datetime.now(dt.UTC)
         document["v"] = change.version
@@ -195,7 +196,7 @@ def create_table(route: Route) -> sql.Composed:
         for name, type_name in written_columns(route)
     ]
     columns.append(sql.SQL("{} numeric NOT NULL").format(sql.Identifier(VERSION_COLUMN)))
-    if route.deletes == "soft":
+    if route.deletes == Deletes.SOFT:
         columns.append(sql.SQL("{} timestamptz").format(sql.Identifier(DELETED_COLUMN)))
     columns.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, route.key))))
     return sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)").format(

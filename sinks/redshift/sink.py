@@ -25,6 +25,7 @@ from router import deadline
 from router.attrs import dumps_exact
 from router.log import logger
 from router.model import Route, SinkConfig
+from router.modes import Deletes, MergeStrategy
 from router.sink import DELETE, Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, Sink
 from sinks.common import PURGE_EVERY, dead_letter_row, route_stats, storable_json, target_name, written_columns
 from sinks.redshift import dialect, statements
@@ -52,7 +53,7 @@ class RedshiftSink(Sink):
         "max_wait_seconds": {"type": "integer", "min": 1, "default": 900},
     }
     capabilities = Capabilities(
-        max_identifier_bytes=127, merge_strategy="delete-insert",
+        max_identifier_bytes=127, merge_strategy=MergeStrategy.DELETE_INSERT,
         max_decimal_precision=dialect.MAX_DECIMAL_PRECISION, default_decimal=dialect.DEFAULT_DECIMAL,
         max_text_bytes=dialect.MAX_VARCHAR_BYTES,
     )
@@ -173,7 +174,7 @@ class _Rows:
     def __init__(self, route: Route):
         self.columns = [name for name, _ in written_columns(route)]
         self.renders = [dialect.renderer(type_name) for _, type_name in written_columns(route)]
-        self.hard = route.deletes == "hard"
+        self.hard = route.deletes == Deletes.HARD
 
     def row(self, change: Change, now: dt.datetime) -> str:
         if change.version > dialect.MAX_VERSION:

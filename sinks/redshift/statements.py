@@ -24,13 +24,14 @@ import datetime as dt
 from psycopg import sql
 
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
+from router.modes import Deletes, Op
 from sinks.common import DEAD_LETTERS, TOMBSTONES, create_schema, written_columns
 from sinks.redshift import dialect
 from sinks.redshift.transport import Statement
 
 UPSERTED, DELETED = "upserted", "deleted"  # what a statement's row count adds to the route's stats
 _VERSION, _DELETED = sql.Identifier(VERSION_COLUMN), sql.Identifier(DELETED_COLUMN)
-UPSERT, DELETE, KEPT = "u", "d", "k"  # staged ops; KEPT: a soft delete with the values of an upsert (Change.keeps_values)
+UPSERT, DELETE, KEPT = Op.UPSERT, Op.DELETE, Op.KEEP  # staged ops; KEPT: a soft delete with the values of an upsert
 _BOOKKEEPING = [("v", dialect.VERSION_TYPE + " NOT NULL"), ("o", "CHAR(1) NOT NULL"),  # version, op
                 ("t", "TIMESTAMPTZ"),                                                 # deleted at (soft deletes)
                 ("k", f"VARCHAR({dialect.MAX_VARCHAR_BYTES})")]                       # key as text (tombstones)
@@ -72,7 +73,7 @@ class RouteStatements:
 
     def apply(self) -> list[Statement]:
         """Guard, then apply; in this order, because each step relies on the one before."""
-        hard, soft = self.route.deletes == "hard", self.route.deletes == "soft"
+        hard, soft = self.route.deletes == Deletes.HARD, self.route.deletes == Deletes.SOFT
         steps: list[tuple[sql.Composed, str | None]] = [(self._stale_against_rows(), None)]
         if hard:
             steps += [(self._stale_against_tombstones(), None), (self._delete(DELETE), DELETED)]
@@ -199,7 +200,7 @@ def route_ddl(route: Route, distribution: str) -> list[sql.Composed]:
     columns = [(name, type_name + (" NOT NULL" if name in route.key else ""))
                for (name, _), type_name in zip(written_columns(route), stage_types(route))]
     columns.append((VERSION_COLUMN, dialect.VERSION_TYPE + " NOT NULL"))
-    if route.deletes == "soft":
+    if route.deletes == Deletes.SOFT:
         columns.append((DELETED_COLUMN, "TIMESTAMPTZ"))
     table = _create_table(sql.Identifier(route.schema, route.table), columns, list(route.key), distribution)
     return ([] if route.schema == "public" else [create_schema(route.schema)]) + [table]

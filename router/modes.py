@@ -1,0 +1,43 @@
+"""The modes of tables.yaml and the op of a change, as ``StrEnum``s: compared by name, printed as written."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Deletes(StrEnum):
+    """What a route does with a REMOVE."""
+
+    HARD = "hard"        # delete the row, keep a tombstone
+    SOFT = "soft"        # keep the row, set _cdc_deleted_at
+    IGNORE = "ignore"    # keep the row untouched
+
+
+class OnError(StrEnum):
+    """What a route does with a record that can never be applied."""
+
+    FAIL = "fail"                # stop the batch there; Lambda retries from it
+    DEAD_LETTER = "dead_letter"  # store it with the reason; the stream moves on
+
+
+class Unrouted(StrEnum):
+    """What the pipeline does with a record of a table no route reads."""
+
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+class MergeStrategy(StrEnum):
+    """How a sink writes a row that may exist (``Capabilities.merge_strategy``)."""
+
+    UPSERT = "upsert"                # INSERT .. ON CONFLICT: columns other routes write survive
+    DELETE_INSERT = "delete-insert"  # replace whole rows (Redshift)
+
+
+class Op(StrEnum):
+    """The op of a change, with one encoding everywhere: in memory, in the Postgres batch document and
+    the Redshift stage."""
+
+    UPSERT = "u"
+    DELETE = "d"
+    KEEP = "k"   # a soft delete that keeps the values of an upsert before it (``Change.keeps_values``)
