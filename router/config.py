@@ -17,7 +17,7 @@ import cerberus
 import yaml
 
 from router import yamlfile
-from router.config_errors import Errors
+from router.config_errors import Errors, tree_errors
 from router.errors import CastError, ConfigError
 from router.limits import fit_type
 from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, Filter, Route, SinkConfig
@@ -110,7 +110,7 @@ def parse_config(text: str, sink_types: SinkTypes, path: str = DEFAULT_PATH,
     top_schema = _top_schema(sink_types)
     validator = _Validator(top_schema)
     if not validator.validate(doc.data):
-        errors.add_cerberus(validator._errors, top_schema)
+        errors.add_cerberus(tree_errors(validator.document_error_tree), top_schema)
     data = validator.document if validator.document is not None else doc.data
     sinks = _build_sinks(data.get("sinks") or {}, sink_types, errors)
     routes = _build_routes(data.get("routes") or {}, sinks, errors)
@@ -137,7 +137,7 @@ def _build_sinks(entries: dict[str, Any], sink_types: SinkTypes, errors: Errors)
         schema = {**_sink_schema(sink_types), **sink_type.config_schema}
         validator = _Validator(schema)
         if not validator.validate(entry):
-            errors.add_cerberus(validator._errors, schema, prefix=("sinks", name))
+            errors.add_cerberus(tree_errors(validator.document_error_tree), schema, prefix=("sinks", name))
             continue
         options = {k: v for k, v in validator.document.items() if k != "type"}
         sinks[name] = SinkConfig(name=name, type=entry["type"], options=options, capabilities=sink_type.capabilities)

@@ -56,6 +56,14 @@ class Errors:
             raise ConfigError([f"{self.file}: {dotted(p)}: {m}" for p, m in self.items])
 
 
+def tree_errors(node: Any) -> list[Any]:
+    """Every error of a Cerberus ``document_error_tree``, depth first (its public form)."""
+    found = list(node.errors)
+    for child in node.descendants.values():
+        found.extend(tree_errors(child))
+    return found
+
+
 def _mask_value(message: str, value: str, written: str) -> str:
     if value in message:
         return message.replace(value, written)
@@ -83,8 +91,8 @@ def _cerberus_message(error: Any, schema: dict[str, Any], value: Any) -> str:
         return "must not be empty"
     if rule == "nullable":
         return "must not be null"
-    handler = cerberus.errors.BasicErrorHandler()
-    return handler._format_message(error.field, error)
+    template = cerberus.errors.BasicErrorHandler.messages.get(error.code, "{value!r} is not valid")
+    return template.format(*error.info, constraint=constraint, field=error.field, value=value)
 
 
 def _allowed_keys(schema: dict[str, Any], schema_path: tuple[Any, ...]) -> list[str]:

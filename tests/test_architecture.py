@@ -87,3 +87,14 @@ def test_the_core_imports_no_implementation() -> None:
     wrong = {(m, i) for m, imports in graph.items() if m.startswith("router") for i in imports
              if not i.startswith("router")}
     assert wrong == set()
+
+
+PRIVATE_APIS = ("._errors", "._format_message", "._obj", "._error_handler", "_pgconn")
+
+
+def test_no_private_api_of_a_dependency_is_used() -> None:
+    # Cerberus' error list and message formatter and psycopg's Composable internals were used once;
+    # their public forms are document_error_tree, BasicErrorHandler.messages and sql.SQL
+    used = [(str(path.relative_to(ROOT)), name) for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+            for name in PRIVATE_APIS if name in path.read_text(encoding="utf-8")]
+    assert used == []

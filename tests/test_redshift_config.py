@@ -71,7 +71,7 @@ def load(options: str = SERVERLESS, sink: str = "warehouse", columns: str = "", 
 def test_invalid_redshift_configs(options: str, sink: str, columns: str, errors: list[str]) -> None:
     with pytest.raises(ConfigError) as raised:
         load(options, sink, columns)
-    assert raised.value.errors == errors
+    assert sorted(raised.value.errors) == sorted(errors)  # the order within one sink entry is not part of the contract
 
 
 @pytest.mark.parametrize("options", [

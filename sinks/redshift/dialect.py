@@ -106,12 +106,6 @@ def render(value: Any) -> str:
     return quote(str(value))
 
 
-class Rendered(sql.Composable):
-    """SQL text made by this module's renderers, to be composed with ``psycopg.sql``."""
-
-    def as_bytes(self, context: Any = None) -> bytes:
-        return self._obj.encode("utf-8")
-
-
-def literal(value: Any) -> Rendered:
-    return Rendered(render(value))
+def literal(value: Any) -> sql.SQL:
+    """A value rendered by this module as SQL text, to be composed with ``psycopg.sql`` (verbatim)."""
+    return sql.SQL(render(value))
