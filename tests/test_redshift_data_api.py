@@ -8,6 +8,7 @@ and backoff are asserted without waiting. The SQL itself is proven on PostgreSQL
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from typing import Any
 
@@ -20,6 +21,7 @@ from operations.assemble import parse_config, pipeline_for
 from router import deadline
 from sinks.redshift import RedshiftSink
 from sinks.redshift.data_api import DataApiTransport, request_target
+from sinks.redshift.transport import FailedStatementError, Statement
 
 CONFIG = """
 version: 1
@@ -94,8 +96,9 @@ class Warehouse:
         options = config.sinks["warehouse"].options
         self.client = boto3.client("redshift-data", region_name="us-east-1")
         self.stubber, self.time = Stubber(self.client), FakeTime()
+        tokens = itertools.count(1)  # one ClientToken per transaction: token-1, token-2, ...
         self.transport = DataApiTransport(request_target(options), name="cdc-router:warehouse", client=self.client,
-                                          sleep=self.time.sleep, clock=self.time.monotonic, new_token=lambda: "token-1")
+                                          sleep=self.time.sleep, clock=self.time.monotonic, new_token=lambda: f"token-{next(tokens)}")
         sink = RedshiftSink(config.sinks["warehouse"], list(config.routes.values()), self.transport, now=lambda: NOW)
         self.pipeline = pipeline_for(config, {"warehouse": sink})
         stream = Stream("Employees")
@@ -151,13 +154,56 @@ def test_a_failed_statement_names_the_route_and_carries_redshifts_message() -> N
     assert result.failure.transient is False
 
 
-def test_a_concurrent_writer_conflict_is_transient() -> None:
+CONFLICT = "ERROR: 1023 DETAIL: Serializable isolation violation on table - 123, transactions forming the cycle"
+
+
+def test_a_concurrent_writer_conflict_is_rerun_as_a_new_transaction() -> None:
+    warehouse = Warehouse()
+    # GIVEN a transaction that Redshift cancels for a serializable isolation violation (1023)
+    warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, SUBMIT)
+    warehouse.describes("FAILED", Error=CONFLICT, SubStatements=sub_statements(5, error=CONFLICT))
+    # THEN it is submitted again, under a new ClientToken (the first one ran), and commits
+    warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, {**SUBMIT, "ClientToken": "token-2"})
+    warehouse.describes("FINISHED", SubStatements=sub_statements())
+    result = warehouse.process(remaining=60)
+    assert result.response == {"batchItemFailures": []} and result.stats["employees"].upserted == 1
+    poll, backoff, poll_again = warehouse.time.sleeps
+    assert poll == poll_again == 0.05 and 0.1 <= backoff <= 0.2  # backed off, with jitter
+
+
+def test_a_conflict_until_the_deadline_is_transient() -> None:
+    warehouse = Warehouse()
+    for token in ("token-1", "token-2"):
+        warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, {**SUBMIT, "ClientToken": token})
+        warehouse.describes("FAILED", Error=CONFLICT, SubStatements=sub_statements(5, error=CONFLICT))
+    # GIVEN 3.45 s left, 0.45 s to spend: one rerun fits (0.05 + <=0.2 + 0.05), a second pause of 0.2-0.4 s does not
+    result = warehouse.process(remaining=3.45)
+    assert result.failure.transient is True and CONFLICT in result.failure.reason
+    assert "still failing at the deadline after 2 attempt(s)" in result.failure.reason
+
+
+@pytest.mark.parametrize("message", [
+    # words that once matched a pattern of "transient" messages; each is a refusal that no retry changes
+    'ERROR: column "connection_id" is of type integer but expression is of type character varying',
+    'ERROR: null value in column "timeout_s" violates not-null constraint',
+    'ERROR: invalid input syntax for type integer: "try again later"',
+    "ERROR: Value too long for character type",
+])
+def test_a_refusal_is_terminal_whatever_its_words(message: str) -> None:
     warehouse = Warehouse()
     warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, SUBMIT)
-    message = "ERROR: 1023 DETAIL: Serializable isolation violation on table - 123, transactions forming the cycle"
-    warehouse.describes("FAILED", Error=message, SubStatements=sub_statements(5, error=message))
+    warehouse.describes("FAILED", Error=message, SubStatements=sub_statements(2, error=message))
     result = warehouse.process(remaining=60)
-    assert result.failure.transient is True and message in result.failure.reason
+    assert result.failure.transient is False and message in result.failure.reason
+
+
+def test_an_environmental_error_is_transient_and_not_rerun_in_place() -> None:
+    warehouse = Warehouse()
+    warehouse.stubber.add_client_error("batch_execute_statement", "BatchExecuteStatementException",
+                                       "An SQL statement encountered an environmental error", 400,
+                                       expected_params=SUBMIT)
+    result = warehouse.process(remaining=60)
+    assert result.failure.transient is True and "BatchExecuteStatementException" in result.failure.reason
 
 
 def test_an_aborted_statement_is_transient_and_names_the_route() -> None:
@@ -211,7 +257,8 @@ def test_throttling_until_the_deadline_fails_the_batch_for_retry() -> None:
                                            "too many active statements", 400, expected_params=SUBMIT)
     result = warehouse.process(remaining=3.7)  # 0.7 s to wait: 0.2 + 0.4 fit, 0.8 does not
     assert result.failure.transient is True
-    assert "still throttled (ActiveStatementsExceededException) at the deadline" in result.failure.reason
+    assert ("Data API batch_execute_statement refused: ActiveStatementsExceededException: too many active "
+            "statements (still failing at the deadline after 3 attempt(s)") in result.failure.reason
 
 
 def test_a_refused_request_is_not_retried() -> None:
@@ -242,3 +289,22 @@ def test_each_way_to_connect_sends_its_parameters(options: str, target: dict[str
                                     **target})
     warehouse.describes("FINISHED", SubStatements=sub_statements())
     assert warehouse.process().response == {"batchItemFailures": []}
+
+
+def test_a_trial_runs_the_statements_and_rolls_them_back() -> None:
+    warehouse = Warehouse()
+    trial = [Statement('INSERT INTO "t" VALUES (1)', "r"), Statement('INSERT INTO "t" VALUES (2)', "r")]
+    sqls = [s.sql for s in trial] + ["SELECT 1 / 0"]  # a last statement that always fails: Redshift rolls back
+    for failed in (3, 2):
+        warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, {**SUBMIT, "Sqls": sqls, "ClientToken": ANY})
+        subs = [{"Id": f"{STATEMENT_ID}:{n}", "Status": "FINISHED", "ResultRows": 1} for n in range(1, failed)]
+        subs += [{"Id": f"{STATEMENT_ID}:{failed}", "Status": "FAILED", "Error": "ERROR: boom"}]
+        warehouse.describes("FAILED", Error="ERROR: boom", SubStatements=subs)
+    with warehouse.stubber:
+        # WHEN only the rollback statement failed THEN the trial passed, and nothing was kept
+        assert warehouse.transport.execute(trial, rollback=True) == [1, 1]
+        # WHEN a statement of the trial failed THEN its error says which
+        with pytest.raises(FailedStatementError) as failed:
+            warehouse.transport.execute(trial, rollback=True)
+    assert (failed.value.index, failed.value.statement) == (1, trial[1])
+    assert str(failed.value) == f"route 'r': Redshift statement {STATEMENT_ID} FAILED: ERROR: boom"

@@ -2,22 +2,27 @@
 
 The Data API is HTTPS with IAM authentication, so the Lambda needs no VPC attachment,
 driver or connection pool for the warehouse. BatchExecuteStatement runs its statements
-serially as one transaction; DescribeStatement reports SUBMITTED, PICKED, STARTED, then
-FINISHED, FAILED or ABORTED, with one sub-statement per SQL (its ``Id`` ends in ``:N``) that
-carries the row count or the error. See
+serially as one transaction (at most 40 of them); DescribeStatement reports SUBMITTED,
+PICKED, STARTED, then FINISHED, FAILED or ABORTED, with one sub-statement per SQL (its
+``Id`` ends in ``:N``) that carries the row count or the error. See
 https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_BatchExecuteStatement.html
 
-Waiting is bounded by the Lambda deadline (``router.deadline``) less a margin, so the
+Failures are sorted by ``failures``: throttling is retried with the same ClientToken (a
+retried submission never runs twice), a serializable isolation violation (1023) reruns the
+transaction under a new token, both with exponential backoff and jitter; other failures
+are transient (the batch is retried by Lambda) or, by default, terminal. Waiting and
+retrying are bounded by the Lambda deadline (``router.deadline``) less a margin, so the
 batch is reported for retry before Lambda kills the function. A statement still running
 then is cancelled, best effort: if it commits anyway, the retry's version guard makes the
-replay a no-op. Throttling is retried with exponential backoff and jitter within the same
-bound, reusing the call's ClientToken so that a retried submission never runs twice.
+replay a no-op.
+
+A trial (``rollback=True``) appends a statement that always fails, so that Redshift rolls
+the transaction back: the trial passed when that last statement is the one that failed.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,19 +34,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from router.log import logger
 from router.sink import SinkError, TransientSinkError
+from sinks.redshift import failures
+from sinks.redshift.failures import Outcome
 from sinks.redshift.transport import Statement, statement_error
 
-RETRIED = frozenset({  # throttling and overload: the same call can succeed a moment later
-    "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "ServiceUnavailable",
-    "ActiveStatementsExceededException", "ActiveSessionsExceededException", "InternalServerException",
-})
-_TRANSIENT_CODES = frozenset({"DatabaseConnectionException", "QueryTimeoutException"})
-# Redshift messages of a statement that may succeed when the batch is retried (1023: concurrent writers).
-_TRANSIENT_MESSAGE = re.compile(r"serializable isolation|concurrent transaction|deadlock|connection|time(d)? ?out"
-                                r"|try again|cancell?ed", re.IGNORECASE)
 POLL_FIRST, POLL_MAX = 0.05, 1.0        # seconds between DescribeStatement calls, doubling up to the max
-BACKOFF_BASE, BACKOFF_MAX = 0.2, 5.0    # seconds before retrying a throttled call, doubling up to the max
+BACKOFF_BASE, BACKOFF_MAX = 0.2, 5.0    # seconds before retrying, doubling up to the max, with jitter
 DEADLINE_MARGIN = 3.0                   # seconds left to the Lambda to report the batch after giving up
+ROLLBACK = Statement("SELECT 1 / 0")    # a trial's last statement: its error rolls the transaction back
 
 
 def request_target(options: dict[str, Any]) -> dict[str, str]:
@@ -52,6 +52,13 @@ def request_target(options: dict[str, Any]) -> dict[str, str]:
         if options.get(option):
             target[parameter] = options[option]
     return target
+
+
+class _Rerun(Exception):
+    """The transaction failed in a way that running it again can fix (1023)."""
+
+    def __init__(self, error: SinkError):
+        self.error = error
 
 
 class DataApiTransport:
@@ -73,14 +80,21 @@ class DataApiTransport:
             self._client = boto3.client("redshift-data", region_name=self._region, config=config)
         return self._client
 
-    def execute(self, statements: Sequence[Statement], deadline: float | None = None) -> list[int]:
+    def execute(self, statements: Sequence[Statement], deadline: float | None = None,
+                rollback: bool = False) -> list[int]:
         until = self._until(deadline)
-        if until <= self._clock():
-            raise TransientSinkError("redshift: too close to the Lambda deadline to start a statement; "
-                                     "the batch will be retried")
-        submitted = self._call("batch_execute_statement", until, Sqls=[s.sql for s in statements],
-                               ClientToken=self._new_token(), StatementName=self.name, **self.target)
-        return _row_counts(self._wait(submitted["Id"], until, statements), len(statements))
+        sent = [*statements, ROLLBACK] if rollback else list(statements)
+        attempt = 0
+        while True:
+            if until <= self._clock():
+                raise TransientSinkError("redshift: too close to the Lambda deadline to start a statement; "
+                                         "the batch will be retried")
+            try:
+                described = self._run(sent, until, rollback)
+                return _row_counts(described, len(statements))
+            except _Rerun as rerun:
+                self._back_off(attempt, until, rerun.error, "rerunning the transaction")
+                attempt += 1
 
     def close(self) -> None:
         """Nothing to release: the client holds no session between calls."""
@@ -89,8 +103,11 @@ class DataApiTransport:
         limit = self._clock() + self.max_wait
         return limit if deadline is None else min(limit, deadline - self.margin)
 
-    def _wait(self, statement_id: str, until: float, statements: Sequence[Statement]) -> dict[str, Any]:
-        delay = POLL_FIRST
+    def _run(self, statements: Sequence[Statement], until: float, rollback: bool) -> dict[str, Any]:
+        """One transaction: submitted under a token of its own, polled to its end."""
+        submitted = self._call("batch_execute_statement", until, Sqls=[s.sql for s in statements],
+                               ClientToken=self._new_token(), StatementName=self.name, **self.target)
+        statement_id, delay = submitted["Id"], POLL_FIRST
         while True:
             if self._clock() + delay > until:
                 self._cancel(statement_id)
@@ -101,7 +118,7 @@ class DataApiTransport:
             if described["Status"] == "FINISHED":
                 return described
             if described["Status"] in ("FAILED", "ABORTED"):
-                raise _failure(described, statements)
+                return _failed(described, statements, rollback)
             delay = min(delay * 2, POLL_MAX)
 
     def _call(self, operation: str, until: float, **params: Any) -> dict[str, Any]:
@@ -112,19 +129,25 @@ class DataApiTransport:
             except ClientError as exc:
                 error = exc.response.get("Error", {})
                 code, message = error.get("Code", "ClientError"), error.get("Message", "")
-                if code not in RETRIED:
-                    raise statement_error(None, f"Data API {operation} refused: {code}: {message}",
-                                          transient=code in _TRANSIENT_CODES) from None
+                outcome = failures.of_exception(code)
+                refused = statement_error(None, f"Data API {operation} refused: {code}: {message}",
+                                          transient=outcome != Outcome.TERMINAL)
+                if outcome != Outcome.RETRY:
+                    raise refused from None
             except BotoCoreError as exc:  # endpoint unreachable after botocore's retries
                 raise TransientSinkError(f"redshift: Data API {operation}: {type(exc).__name__}: {exc}") from None
-            pause = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
-            if self._clock() + pause > until:
-                raise TransientSinkError(f"redshift: Data API {operation} still throttled ({code}) at the deadline; "
-                                         "the batch will be retried")
-            logger.warning("redshift data api throttled; retrying", extra={"operation": operation, "code": code,
-                                                                           "attempt": attempt + 1, "pause_s": pause})
-            self._sleep(pause)
+            self._back_off(attempt, until, refused, f"retrying {operation}")
             attempt += 1
+
+    def _back_off(self, attempt: int, until: float, error: SinkError, doing: str) -> None:
+        """Sleep before attempt ``attempt + 1``, or give the batch up for retry when the deadline is too close."""
+        pause = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
+        if self._clock() + pause > until:
+            raise TransientSinkError(f"{error} (still failing at the deadline after {attempt + 1} "
+                                     "attempt(s); the batch will be retried)")
+        logger.warning("redshift data api: " + doing, extra={"error": str(error)[:300], "attempt": attempt + 1,
+                                                             "pause_s": pause})
+        self._sleep(pause)
 
     def _cancel(self, statement_id: str) -> None:
         try:
@@ -149,15 +172,20 @@ def _row_counts(described: dict[str, Any], count: int) -> list[int]:
     return counts
 
 
-def _failure(described: dict[str, Any], statements: Sequence[Statement]) -> SinkError:
-    """The error of a FAILED or ABORTED batch, naming the route of the statement that failed."""
-    status, message, statement = described["Status"], described.get("Error") or "", None
+def _failed(described: dict[str, Any], statements: Sequence[Statement], rollback: bool) -> dict[str, Any]:
+    """A trial that failed at its ROLLBACK statement passed; else the error of the statement that failed."""
+    status, message, index = described["Status"], described.get("Error") or "", None
     for position, sub in enumerate(described.get("SubStatements") or []):
         if sub.get("Status") in ("FAILED", "ABORTED"):
-            index = _position(sub, position)
-            statement = statements[index] if 0 <= index < len(statements) else None
-            message = sub.get("Error") or message
+            index, message = _position(sub, position), sub.get("Error") or message
             break
+    if rollback and status == "FAILED" and index == len(statements) - 1:
+        return described
+    statement = statements[index] if index is not None and 0 <= index < len(statements) else None
     message = message or ("cancelled by a user or by workload management" if status == "ABORTED" else "no message")
-    transient = status == "ABORTED" or bool(_TRANSIENT_MESSAGE.search(message))
-    return statement_error(statement, f"Redshift statement {described['Id']} {status}: {message}", transient)
+    outcome = failures.of_statement(status, message)
+    error = statement_error(statement, f"Redshift statement {described['Id']} {status}: {message}",
+                            outcome != Outcome.TERMINAL, index)
+    if outcome == Outcome.RETRY:
+        raise _Rerun(error)
+    raise error

@@ -2,8 +2,10 @@
 
 A transport runs a list of statements as one transaction, in a session of its own (so a
 temporary table lives exactly as long as the call), and returns each statement's row count.
-It raises ``SinkError`` (``TransientSinkError`` when retrying can succeed) naming the
-route of the statement that failed. ``data_api.DataApiTransport`` is the production one;
+It raises ``TransientSinkError`` when retrying the batch can succeed, ``FailedStatementError``
+(naming the statement, and its position in the call) when the database refused a statement,
+and ``SinkError`` for any other terminal failure. A trial (``rollback=True``) runs the same way
+and then rolls everything back: it tells whether the statements would pass, writing nothing. ``data_api.DataApiTransport`` is the production one;
 the test suite runs the same statement lists on PostgreSQL through a psycopg transport.
 """
 
@@ -27,14 +29,25 @@ class Statement:
 
 
 class Transport(Protocol):
-    def execute(self, statements: Sequence[Statement], deadline: float | None = None) -> list[int]:
-        """Run ``statements`` in one transaction; their row counts. ``deadline``: ``time.monotonic()``."""
+    def execute(self, statements: Sequence[Statement], deadline: float | None = None,
+                rollback: bool = False) -> list[int]:
+        """Run ``statements`` in one transaction; their row counts. ``deadline``: ``time.monotonic()``.
+        ``rollback``: a trial, rolled back whatever happens."""
 
     def close(self) -> None:
         """Release clients or connections."""
 
 
-def statement_error(statement: Statement | None, message: str, transient: bool = False) -> SinkError:
+class FailedStatementError(SinkError):
+    """The database refused statement ``index`` of the call; retrying the same statements cannot help."""
+
+    def __init__(self, message: str, statement: Statement | None = None, index: int | None = None):
+        super().__init__(message)
+        self.statement, self.index = statement, index
+
+
+def statement_error(statement: Statement | None, message: str, transient: bool = False,
+                    index: int | None = None) -> SinkError:
     """The error for a failed statement, naming what it was writing."""
     if statement is None:
         where = "redshift"
@@ -42,4 +55,6 @@ def statement_error(statement: Statement | None, message: str, transient: bool =
         where = f"route {statement.route!r}"
     else:
         where = "the sink's state tables"
-    return (TransientSinkError if transient else SinkError)(f"{where}: {message}")
+    if transient:
+        return TransientSinkError(f"{where}: {message}")
+    return FailedStatementError(f"{where}: {message}", statement, index)
