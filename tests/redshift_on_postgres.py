@@ -1,17 +1,29 @@
-"""Run the Redshift sink's statements for real, on the test PostgreSQL.
+"""Run the Redshift sink's statements for real, on the test PostgreSQL, as Redshift would.
 
 ``PostgresTransport`` executes the exact statement list the Data API would receive, as one
 transaction in a fresh session per call (the Data API gives each call its own session, so
-temporary tables live exactly as long). The session parses like Redshift where the two
-differ in what the sink sends: backslashes in string literals escape
-(``standard_conforming_strings = off``), and the Redshift-only names resolve to stand-ins
-in a ``redshift_shim`` schema: SUPER and VARBYTE are domains over jsonb and bytea,
-JSON_PARSE and FROM_HEX are functions. This is a real database, not a mock: it also
-enforces the primary keys Redshift only declares, so a duplicate row fails the test.
+temporary tables live exactly as long). Where Redshift behaves differently from PostgreSQL
+in a way the sink depends on, the session models Redshift, so that a test fails where
+Redshift would:
+
+- literals: backslashes in string literals escape (``standard_conforming_strings = off``);
+- types and functions: SUPER and VARBYTE are domains over jsonb and bytea in a
+  ``redshift_shim`` schema; JSON_PARSE and FROM_HEX take at most a VARCHAR's 65535 bytes;
+- VARCHAR equality ignores trailing spaces ("Trailing spaces in VARCHAR and CHAR values are
+  treated as semantically insignificant when values are compared"): an ``=`` operator on
+  varchar in the shim schema compares the values without them;
+- identifiers fold to lower case (``enable_case_sensitive_identifier`` is off by default):
+  quoted identifiers are folded before the statement runs, so tables read back are lower case;
+- primary keys are declared, not enforced: the constraint is dropped after CREATE TABLE, and
+  tests look for duplicate rows themselves (``duplicate_keys``);
+- the Data API's limits: at most 40 statements per call and 100 KB per statement, else the
+  call is refused as a whole, as ``ValidationException`` would.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,11 +31,12 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import EMPLOYEES, PgTarget, pg_target
+from psycopg import sql
 
 from operations.assemble import load_config, pipeline_for
 from router.pipeline import Pipeline
 from sinks.redshift import RedshiftSink
-from sinks.redshift.transport import Statement, statement_error
+from sinks.redshift.transport import MAX_STATEMENT_BYTES, MAX_STATEMENTS, Statement, statement_error
 
 # Config templates: both sinks, then routes. ``{state}``/``{schema}`` are ``pg``'s schemas, ``{wstate}``/``{wschema}``
 # ``warehouse_pg``'s. Tests use ``distribution: auto``: DISTKEY/SORTKEY are Redshift-only (compared as text).
@@ -45,7 +58,9 @@ routes:
 EMPLOYEES_ROUTE = EMPLOYEES.split("routes:\n", 1)[1]  # the spine's Employees route, on aurora
 
 SHIM_SCHEMA = "redshift_shim"
-SESSION = f"-c search_path={SHIM_SCHEMA} -c standard_conforming_strings=off -c escape_string_warning=off -c TimeZone=UTC"
+# pg_catalog last: the shim's objects are found first, as Redshift's own would be
+SESSION = (f"-c search_path={SHIM_SCHEMA},pg_catalog -c standard_conforming_strings=off "
+           "-c escape_string_warning=off -c TimeZone=UTC")
 _SHIMS = f"""
 CREATE SCHEMA IF NOT EXISTS {SHIM_SCHEMA};
 DO $$ BEGIN
@@ -55,10 +70,29 @@ DO $$ BEGIN
     CREATE DOMAIN {SHIM_SCHEMA}.varbyte AS bytea;
 EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 CREATE OR REPLACE FUNCTION {SHIM_SCHEMA}.json_parse(text) RETURNS {SHIM_SCHEMA}.super
-    IMMUTABLE STRICT LANGUAGE sql AS 'SELECT $1::jsonb';
+    IMMUTABLE STRICT LANGUAGE plpgsql AS $f$ BEGIN
+    IF octet_length($1) > 65535 THEN
+        RAISE EXCEPTION 'JSON_PARSE: an argument of % bytes, over VARCHAR''s 65535', octet_length($1);
+    END IF;
+    RETURN $1::jsonb; END $f$;
 CREATE OR REPLACE FUNCTION {SHIM_SCHEMA}.from_hex(text) RETURNS {SHIM_SCHEMA}.varbyte
-    IMMUTABLE STRICT LANGUAGE sql AS 'SELECT decode($1, ''hex'')';
+    IMMUTABLE STRICT LANGUAGE plpgsql AS $f$ BEGIN
+    IF octet_length($1) > 65535 THEN
+        RAISE EXCEPTION 'FROM_HEX: an argument of % bytes, over VARCHAR''s 65535', octet_length($1);
+    END IF;
+    RETURN decode($1, 'hex'); END $f$;
+CREATE OR REPLACE FUNCTION {SHIM_SCHEMA}.varchar_eq(varchar, varchar) RETURNS boolean
+    IMMUTABLE STRICT LANGUAGE sql AS 'SELECT rtrim($1, '' '') OPERATOR(pg_catalog.=) rtrim($2, '' '')';
+DO $$ BEGIN
+    CREATE OPERATOR {SHIM_SCHEMA}.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = {SHIM_SCHEMA}.varchar_eq,
+                                      COMMUTATOR = OPERATOR({SHIM_SCHEMA}.=));
+EXCEPTION WHEN duplicate_function THEN NULL; END $$;
 """
+TRANSIENT_STATES = ("40001", "40P01", "57014")  # serialization failure, deadlock, cancelled
+# single-quoted literals (backslash escapes: standard_conforming_strings is off), quoted identifiers, the rest
+_TOKENS = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|[^'\"]+", re.S)
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_CREATED_TABLE = re.compile(r'CREATE TABLE IF NOT EXISTS "((?:[^"]|"")+)"\."((?:[^"]|"")+)"')
 
 
 def install_shims(url: str) -> None:
@@ -70,6 +104,36 @@ def install_shims(url: str) -> None:
             conn.execute("SELECT pg_advisory_unlock(4242)")
 
 
+def fold_identifiers(text: str) -> str:
+    """Quoted identifiers folded to lower case (ASCII letters), as Redshift does by default."""
+    return "".join(token.translate(_ASCII_LOWER) if token.startswith('"') else token
+                   for token in _TOKENS.findall(text))
+
+
+def duplicate_keys(url: str, schema: str, table: str, key: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Keys held by more than one row (Redshift does not enforce primary keys); exact, trailing spaces count."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, key))
+    query = sql.SQL("SELECT {} FROM {} GROUP BY {} HAVING count(*) > 1").format(
+        columns, sql.Identifier(schema, table), columns)
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchall()
+
+
+class FoldedTarget:
+    """A ``PgTarget`` read as the routes spell things: for tables whose names Redshift folded to lower case."""
+
+    def __init__(self, target: PgTarget, names: Sequence[str]):
+        self.target, self.names = target, {name.translate(_ASCII_LOWER): name for name in names}
+
+    def rows(self, table: str, order_by: str | None = None, bookkeeping: bool = False) -> list[dict[str, Any]]:
+        fold = _ASCII_LOWER
+        rows = self.target.rows(table.translate(fold), order_by and order_by.translate(fold), bookkeeping)
+        return [{self.names.get(k, k): v for k, v in row.items()} for row in rows]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
 class PostgresTransport:
     """The Redshift sink's transport, on PostgreSQL; ``calls`` and ``deadlines`` keep what it was given."""
 
@@ -78,22 +142,52 @@ class PostgresTransport:
         self.calls: list[list[str]] = []
         self.deadlines: list[float | None] = []
 
-    def execute(self, statements: Sequence[Statement], deadline: float | None = None) -> list[int]:
+    def execute(self, statements: Sequence[Statement], deadline: float | None = None,
+                rollback: bool = False) -> list[int]:
         self.calls.append([s.sql for s in statements])
         self.deadlines.append(deadline)
+        _within_limits(statements)
         counts = []
         with psycopg.connect(self.url, options=SESSION) as conn:  # commits on success, rolls back on error
-            for statement in statements:
-                try:
-                    cursor = conn.execute(statement.sql)
-                except psycopg.Error as exc:
-                    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                    raise statement_error(statement, f"{exc.sqlstate}: {first_line}") from exc
-                counts.append(max(cursor.rowcount, 0))
+            for index, statement in enumerate(statements):
+                counts.append(self._run(conn, statement, index))
+            if rollback:
+                conn.rollback()
         return counts
+
+    def _run(self, conn: psycopg.Connection[Any], statement: Statement, index: int) -> int:
+        text = fold_identifiers(statement.sql)
+        try:
+            cursor = conn.execute(text)
+            created = _CREATED_TABLE.match(text)
+            if created:  # declared, not enforced
+                _drop_primary_key(conn, *(name.replace('""', '"') for name in created.groups()))
+        except psycopg.Error as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise statement_error(statement, f"ERROR: {first_line}", exc.sqlstate in TRANSIENT_STATES,
+                                  index) from exc
+        return max(cursor.rowcount, 0)
 
     def close(self) -> None:
         pass
+
+
+def _within_limits(statements: Sequence[Statement]) -> None:
+    """The Data API refuses the whole call, before running anything (ValidationException)."""
+    if not 1 <= len(statements) <= MAX_STATEMENTS:
+        raise statement_error(None, f"ValidationException: {len(statements)} statements in one call, "
+                                    f"at most {MAX_STATEMENTS} allowed")
+    for statement in statements:
+        if len(statement.sql.encode("utf-8")) > MAX_STATEMENT_BYTES:
+            raise statement_error(statement, "ValidationException: Cannot process query string larger than 100kB")
+
+
+def _drop_primary_key(conn: psycopg.Connection[Any], schema: str, table: str) -> None:
+    target = sql.Identifier(schema, table)
+    found = conn.execute(sql.SQL("SELECT conname FROM pg_constraint WHERE contype = 'p' AND conrelid = {}::regclass")
+                         .format(sql.Literal(target.as_string(conn)))).fetchall()
+    for (name,) in found:
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(target, sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import EMPLOYEES, PgTarget
+from redshift_on_postgres import FoldedTarget
 from test_convergence import (  # noqa: F401  (collected again here, with the fixture below)
     employees,
     test_delete_then_replayed_insert_does_not_resurrect,
@@ -21,9 +22,15 @@ from test_convergence import (  # noqa: F401  (collected again here, with the fi
     test_replica_equals_dynamodb,
     test_soft_delete_keeps_row_marked_and_reinsert_clears_it,
 )
-from test_sink_convergence import ONE_ROUTE
+from test_sink_convergence import ONE_ROUTE, target
 
 from router.pipeline import Pipeline
+
+
+@pytest.fixture
+def pg(pg: PgTarget) -> FoldedTarget:
+    """The spine's tests read "Employees" as written; Redshift folded the names to lower case."""
+    return target(pg, "warehouse")
 
 
 @pytest.fixture

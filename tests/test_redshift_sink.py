@@ -205,8 +205,9 @@ def test_one_source_feeds_both_sinks(pg: Any, warehouse_pg: Any, make_both_pipel
                s.insert({"Id": 2002, "empName": "Bo"}), s.remove({"Id": 2002})]
     result = pipeline.process(event(records))
     assert result.response == {"batchItemFailures": []}
-    assert pg.rows("Employees") == warehouse_pg.rows("Employees") == [
-        {"Id": 2001, "Name": "Akua", "Department": "ExDept"}]
+    assert pg.rows("Employees") == [{"Id": 2001, "Name": "Akua", "Department": "ExDept"}]
+    # the same row; Redshift folds the identifiers to lower case
+    assert warehouse_pg.rows("employees") == [{"id": 2001, "name": "Akua", "department": "ExDept"}]
     assert vars(result.stats["employees"]) == vars(result.stats["employees_warehouse"])
 
 
