@@ -280,3 +280,28 @@ def test_a_dry_run_shows_the_statements_apply_sends(pg: Any, make_both_pipeline:
     explained = dry.sinks["warehouse"].statements
     assert explained[0].startswith("-- warehouse: BatchExecuteStatement 1 of 1 (one transaction)\n")
     assert [statement.split("\n", 1)[-1] for statement in explained] == pipeline.sinks["warehouse"].transport.calls[-1]
+
+
+def test_many_dead_letters_stay_within_forty_statements_per_call(
+        pg: Any, warehouse_pg: Any, make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, DOCS, on_error="dead_letter")
+    transport = pipeline.sinks["warehouse"].transport
+    s = Stream("Docs", key=["id"])
+    # GIVEN 1,000 records of 6 KB whose key cannot be cast: 70 statements of dead-letter rows
+    records = [s.insert({"id": f"x{i}", "body": "b" * 6000}) for i in range(1000)]
+    sent = len(transport.calls)
+    assert pipeline.process(event(records)).response == {"batchItemFailures": []}
+    # THEN they are spread over calls of at most 40 statements (the Data API refuses more), each letter once
+    calls = transport.calls[sent:]
+    assert len(calls) > 1 and all(len(call) <= 40 for call in calls)
+    assert len(warehouse_pg.state("dead_letters")) == 1000
+
+
+def test_a_binary_value_over_one_from_hex_literal_arrives_whole(
+        pg: Any, warehouse_pg: Any, make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, WAREHOUSE)
+    s = Stream("Values", key=["id"])
+    # GIVEN 40,000 bytes: 80,000 hex digits, over the 65,535 characters of FROM_HEX's VARCHAR argument
+    blob = bytes(range(256)) * 156 + b"\x00\xff" * 32
+    assert pipeline.process(event([s.insert({"id": 1, "blob": blob})])).response == {"batchItemFailures": []}
+    assert _values(warehouse_pg)[0][13] == blob

@@ -24,6 +24,7 @@ from router.attrs import dumps_exact
 from router.types import parse_type
 
 MAX_VARCHAR_BYTES = 65535
+MAX_HEX_CHARS = MAX_VARCHAR_BYTES - 1  # hex digits per FROM_HEX literal (even: two per byte)
 MAX_DECIMAL_PRECISION = 38
 DEFAULT_DECIMAL = (38, 9)  # what a bare `numeric` becomes: dlt's default for Redshift decimals
 VERSION_TYPE = "DECIMAL(38,0)"  # _cdc_version: DynamoDB Streams sequence numbers have 21 to ~30 digits
@@ -75,8 +76,17 @@ _RENDER: dict[str, Render] = {
     "boolean": lambda v: "TRUE" if v else "FALSE",
     "date": lambda v: quote(v.isoformat()),
     "timestamp": _moment, "timestamptz": _moment,
-    "bytea": lambda v: "FROM_HEX(" + quote(bytes(v).hex()) + ")",
+    "bytea": lambda v: _varbyte(bytes(v)),
 }
+
+
+def _varbyte(value: bytes) -> str:
+    """FROM_HEX takes a VARCHAR literal, at most 65535 hex characters; longer values are concatenated
+    (VARBYTE's ``||``): https://docs.aws.amazon.com/redshift/latest/dg/r_FROM_HEX.html,
+    https://docs.aws.amazon.com/redshift/latest/dg/r_VARBYTE_OPERATORS.html"""
+    text = value.hex()
+    pieces = [text[start:start + MAX_HEX_CHARS] for start in range(0, len(text), MAX_HEX_CHARS)] or [""]
+    return " || ".join("FROM_HEX(" + quote(piece) + ")" for piece in pieces)
 
 
 def _super(value: Any) -> str:

@@ -97,7 +97,7 @@ class RedshiftSink(Sink):
         groups = [group for batch in batches if batch.changes for group in self._route_groups(batch, numbers, now)]
         letters = [letter for batch in batches for letter in batch.dead_letters]
         if letters:
-            groups.append(self._dead_letter_group(letters, next(numbers), now))
+            groups += self._dead_letter_groups(letters, numbers, now)
         if purge:
             hours = self.config.options.get("tombstone_retention_hours", 48)
             groups.append([statements.purge_statement(self.state_schema, now - dt.timedelta(hours=hours))])
@@ -120,23 +120,18 @@ class RedshiftSink(Sink):
     def _route_groups(self, batch: RouteBatch, numbers: Iterator[int], now: dt.datetime) -> list[list[Statement]]:
         """The route's statements: as many stage tables as the Data API's limits require (usually one)."""
         route = batch.route
-        chunks = _chunks([(change, self._rows[route.name].row(change, now)) for change in batch.changes])
-        groups: list[list[Statement]] = []
-        while chunks:
-            stage = f"_cdc_stage_{next(numbers)}"
-            parts = RouteStatements(route, self.state_schema, stage, self._targets[route.name], now)
-            apply = parts.apply()
-            room = MAX_STATEMENTS - 1 - len(apply)
-            inserts = [Statement(statements.insert_prefix(stage) + chunk, route.name) for chunk in chunks[:room]]
-            groups.append([parts.create(), *inserts, *apply])
-            chunks = chunks[room:]
-        return groups
 
-    def _dead_letter_group(self, letters: Sequence[DeadLetter], number: int, now: dt.datetime) -> list[Statement]:
-        stage = f"_cdc_dead_letters_{number}"
-        create, apply = statements.dead_letter_statements(self.state_schema, stage, now)
+        def parts(stage: str) -> tuple[Statement, list[Statement]]:
+            staged = RouteStatements(route, self.state_schema, stage, self._targets[route.name], now)
+            return staged.create(), staged.apply()
+        rows = _chunks([(change, self._rows[route.name].row(change, now)) for change in batch.changes])
+        return _staged(rows, (f"_cdc_stage_{n}" for n in numbers), parts, route.name)
+
+    def _dead_letter_groups(self, letters: Sequence[DeadLetter], numbers: Iterator[int],
+                            now: dt.datetime) -> list[list[Statement]]:
         rows = _chunks([(None, self._dead_letter(letter)) for letter in letters])
-        return [create, *(Statement(statements.insert_prefix(stage) + chunk) for chunk in rows), *apply]
+        return _staged(rows, (f"_cdc_dead_letters_{n}" for n in numbers),
+                       lambda stage: statements.dead_letter_statements(self.state_schema, stage, now), None)
 
     def _dead_letter(self, letter: DeadLetter) -> str:
         row = dead_letter_row(letter, self._targets[letter.route.name])
@@ -230,6 +225,21 @@ def _chunks(rows: list[tuple[Change | None, str]]) -> list[str]:
         chunks[-1].append(text)
         size += length
     return [", ".join(chunk) for chunk in chunks]
+
+
+def _staged(chunks: list[str], stages: Iterator[str], parts: Callable[[str], tuple[Statement, list[Statement]]],
+            route: str | None) -> list[list[Statement]]:
+    """Rows spread over as many stage tables as calls of MAX_STATEMENTS need: each group is a stage's
+    CREATE, its INSERTs and the statements that apply it (``parts(stage)``), complete in itself."""
+    groups: list[list[Statement]] = []
+    while chunks:
+        stage = next(stages)
+        create, apply = parts(stage)
+        room = MAX_STATEMENTS - 1 - len(apply)
+        inserts = [Statement(statements.insert_prefix(stage) + chunk, route) for chunk in chunks[:room]]
+        groups.append([create, *inserts, *apply])
+        chunks = chunks[room:]
+    return groups
 
 
 def _pack(groups: list[list[Statement]]) -> list[list[Statement]]:
