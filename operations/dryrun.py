@@ -1,8 +1,9 @@
 """A stand-in for a real sink during ``cdc-router replay --dry-run``: writes nothing anywhere.
 
 It keeps every batch the pipeline hands it and the statements the real sink would run
-for it (``Sink.explain``), and counts as the memory sink does, i.e. as if the target
-were empty: stale counts need the live rows, which a dry run does not read.
+for it (``Sink.explain``), and counts as if the target were empty: stale counts need the
+live rows, which a dry run does not read. So every upsert counts as written, a soft
+delete as a row marked, and a hard delete as nothing (an empty table has no row to delete).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from collections.abc import Sequence
 from operations.assemble import build_sinks, pipeline_for
 from router.model import Config
 from router.pipeline import Pipeline
-from router.sink import RouteBatch, RouteStats, Sink
-from sinks.memory import MemorySink
+from router.sink import UPSERT, RouteBatch, RouteStats, Sink
 
 
-class DryRunSink(MemorySink):
+class DryRunSink(Sink):
     def __init__(self, real: Sink):
         super().__init__(real.config, real.routes)
         self.real = real
@@ -26,7 +26,13 @@ class DryRunSink(MemorySink):
     def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
         self.batches.extend(batches)
         self.statements.extend(self.real.explain(batches))
-        return super().apply(batches)
+        return {batch.route.name: _count(batch) for batch in batches}
+
+
+def _count(batch: RouteBatch) -> RouteStats:
+    upserts = sum(change.op == UPSERT for change in batch.changes)
+    deletes = len(batch.changes) - upserts
+    return RouteStats(upserted=upserts, deleted=deletes if batch.route.deletes == "soft" else 0)
 
 
 def dry_run_pipeline(config: Config) -> Pipeline:

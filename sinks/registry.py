@@ -10,7 +10,6 @@ from router.sink import Sink
 _TYPES = {
     "postgres": ("sinks.postgres", "PostgresSink"),
     "redshift": ("sinks.redshift", "RedshiftSink"),
-    "memory": ("sinks.memory", "MemorySink"),
 }
 
 

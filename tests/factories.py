@@ -1,4 +1,5 @@
-"""Build DynamoDB Streams records the way Lambda delivers them, and read moto's streams."""
+"""Build test configs (tables.yaml as data), DynamoDB Streams records the way Lambda delivers
+them, and read moto's streams."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from boto3.dynamodb.types import TypeSerializer
 
 from sources.dynamodb_streams import lambda_record
@@ -16,6 +18,51 @@ from sources.dynamodb_streams import lambda_record
 EVENTS = Path(__file__).parent / "events"
 REGION, ACCOUNT = "us-east-1", "123456789012"
 _serializer = TypeSerializer()
+
+# -- configs: tables.yaml as data ---------------------------------------------------------------
+
+# The spine's Employees route (the reference article's table): three columns, two with a fallback.
+EMPLOYEE_COLUMNS: dict[str, dict[str, Any]] = {
+    "Id": {"from": "Id", "type": "bigint"},
+    "Name": {"from": "empName", "type": "varchar(20)", "fallback": "NA"},
+    "Department": {"from": "empDepartment", "type": "varchar(10)", "fallback": "NA"},
+}
+
+
+def route(table: str = "Employees", *, source: str = "Employees", sink: str = "aurora",
+          key: Iterable[str] = ("Id",), columns: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
+    """One route of tables.yaml, as data: the Employees route unless told otherwise."""
+    return {"source": source, "sink": sink, "table": table, "key": list(key),
+            "columns": EMPLOYEE_COLUMNS if columns is None else columns, **options}
+
+
+def postgres(state_schema: str | None = None, **options: Any) -> dict[str, Any]:
+    """A postgres sink on $DATABASE_URL."""
+    state = {} if state_schema is None else {"state_schema": state_schema}
+    return {"type": "postgres", "dsn": "${DATABASE_URL}", **state, **options}
+
+
+def redshift(state_schema: str | None = None, **options: Any) -> dict[str, Any]:
+    """A Redshift Serverless sink; ``distribution: auto`` (DISTKEY/SORTKEY are Redshift-only)."""
+    state = {} if state_schema is None else {"state_schema": state_schema}
+    return {"type": "redshift", "workgroup": "analytics", "database": "dev", "distribution": "auto",
+            **state, **options}
+
+
+MEMORY = {"type": "memory"}  # the tests' in-memory sink (memory_sink.py)
+
+
+def tables(routes: dict[str, dict[str, Any]], sinks: dict[str, dict[str, Any]], **top: Any) -> dict[str, Any]:
+    """A whole tables.yaml, as data (``as_yaml`` writes it; ``write_config`` takes it as it is)."""
+    return {"version": 1, **top, "sinks": sinks, "routes": routes}
+
+
+def as_yaml(config: dict[str, Any]) -> str:
+    """The text of a tables.yaml built by ``tables``, in the order it was built."""
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+
+
+# -- stream records ---------------------------------------------------------------------------
 
 
 def stream_arn(table: str, label: str = "2024-01-01T00:00:00.000") -> str:

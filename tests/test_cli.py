@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from conftest import EMPLOYEES
+from factories import as_yaml, postgres, route, tables
 
 from handlers.cli import app
 
@@ -188,6 +189,24 @@ def test_replay_dry_run_prints_rows_and_statements_and_writes_nothing(employees:
     assert f'INSERT INTO "{pg.schema}"."Employees" AS t' in result.stdout
     assert '-- employees: %(rows)s = [{"c0":2001,"c1":"Akua","c2":"AnyDept"' in result.stdout
     assert pg.rows("Employees") == []
+
+
+@pytest.mark.parametrize("deletes, event_file, upserted, deleted", [
+    ("hard", "employees_put_2001.json", 1, 0),
+    # the insert, update and delete of one item reduce to its delete: a hard delete finds no row in an
+    # empty table, a soft one marks one (it writes the row), an ignored one leaves the last upsert
+    ("hard", "employees_put_update_delete_2001.json", 0, 0),
+    ("soft", "employees_put_update_delete_2001.json", 0, 1),
+    ("ignore", "employees_put_update_delete_2001.json", 1, 0),
+])
+def test_replay_dry_run_counts_as_if_the_target_were_empty(tmp_path: Path, deletes: str, event_file: str,
+                                                           upserted: int, deleted: int) -> None:
+    config = tmp_path / "tables.yaml"  # nothing listens at the DSN: a dry run connects nowhere
+    config.write_text(as_yaml(tables({"employees": route("s.Employees", deletes=deletes)},
+                                     {"aurora": postgres(dsn="postgresql://127.0.0.1:9/nowhere")})))
+    result = cli("replay", EVENTS / event_file, "--config", config, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert f"│ employees │ {upserted}        │ {deleted}       │ 0     │ 0             │ 0      │" in result.stdout
 
 
 def test_replay_reports_a_failed_record_and_exits_1(employees: Path, tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """tables.yaml validation: every bad file fails at load with exact "FILE: dotted.path: message" lines.
 
-Each case builds a small file around one mistake (a memory sink and an ``employees``
-route unless the case says otherwise), loads it from disk, and compares the whole list
-of messages. ``FILE`` in an expected message stands for the path of the loaded file.
+Each case builds a small file around one mistake (a memory sink, which only the tests
+register (memory_sink.py), and an ``employees`` route unless the case says otherwise),
+loads it from disk, and compares the whole list of messages. ``FILE`` in an expected message stands for the path of the loaded file.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from memory_sink import SINK_TYPES
 
 from operations.assemble import load_config
 from router.errors import ConfigError
@@ -51,7 +52,7 @@ def load_errors(tmp_path: Path, text: str, environ: dict[str, str] | None = None
     path = tmp_path / "tables.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
-        load_config(path, environ={} if environ is None else environ)
+        load_config(path, environ={} if environ is None else environ, sink_types=SINK_TYPES)
     assert str(caught.value) == "\n".join(caught.value.errors)
     return [message.replace(str(path), "FILE") for message in caught.value.errors]
 
@@ -366,7 +367,7 @@ def test_env_references_are_expanded_with_defaults(tmp_path: Path) -> None:
     path = tmp_path / "tables.yaml"
     path.write_text(text)
     # WHEN it is loaded
-    loaded = load_config(path, environ={"TARGET_TABLE": "staff", "DEPT": "Eng"})
+    loaded = load_config(path, environ={"TARGET_TABLE": "staff", "DEPT": "Eng"}, sink_types=SINK_TYPES)
     # THEN set variables win over defaults, unset ones take their default
     route = loaded.routes["employees"]
     assert route.target == ("public", "staff")
@@ -380,7 +381,16 @@ def test_identifier_of_exactly_63_bytes_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "tables.yaml"
     path.write_text(config(columns=("Id: {type: bigint}", *(f"{n}: {{type: text}}" for n in names))))
     # WHEN it is loaded THEN both are columns
-    assert [c.name for c in load_config(path, environ={}).routes["employees"].columns] == ["Id", *names]
+    assert [c.name for c in load_config(path, environ={}, sink_types=SINK_TYPES).routes["employees"].columns] == ["Id", *names]
+
+
+def test_the_product_refuses_the_tests_memory_sink(tmp_path: Path) -> None:
+    # GIVEN a file with a memory sink WHEN loaded with the product's sink types THEN it is refused
+    path = tmp_path / "tables.yaml"
+    path.write_text(config(), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert caught.value.errors == [f"{path}: sinks.mem.type: invalid value 'memory' (allowed: postgres, redshift)"]
 
 
 def test_a_file_that_cannot_be_read(tmp_path: Path) -> None:

@@ -6,19 +6,18 @@ are reported (through its SequenceNumber) so that Lambda retries from there, in 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
-import yaml
-from factories import Stream, event, load_event
+from factories import MEMORY, Stream, event, load_event, tables
+from factories import route as route_factory
+from memory_sink import MemorySink, pipeline_of
 
-from operations.assemble import parse_config
-from operations.assemble import pipeline_for as assemble_pipeline
 from router.errors import InvalidEventError
 from router.model import DELETED_COLUMN, VERSION_COLUMN
 from router.pipeline import BatchResult, Pipeline
 from router.sink import RejectedChangeError, RouteStats, SinkError, TransientSinkError
-from sinks.memory import MemorySink
 
 EMPLOYEE_COLUMNS = {
     "Id": {"type": "bigint"},
@@ -30,16 +29,12 @@ POISON_ERROR = (f"column 'Name' (from 'empName'): '{POISON_NAME}' does not fit v
                 "25 characters, at most 20 allowed")
 
 
-def route(source: str = "Employees", table: str = "employees", sink: str = "hot", **options: Any) -> dict[str, Any]:
-    return {"source": source, "sink": sink, "table": table, "key": ["Id"], "columns": EMPLOYEE_COLUMNS, **options}
+route = functools.partial(route_factory, table="employees", sink="hot", columns=EMPLOYEE_COLUMNS)
 
 
 def pipeline_for(routes: dict[str, dict[str, Any]] | None = None, unrouted: str = "fail") -> Pipeline:
     """A pipeline over two memory sinks, ``hot`` and ``cold``; by default one ``employees`` route."""
-    config = {"version": 1, "unrouted": unrouted,
-              "sinks": {"hot": {"type": "memory"}, "cold": {"type": "memory"}},
-              "routes": routes or {"employees": route()}}
-    return assemble_pipeline(parse_config(yaml.safe_dump(config), "test.yaml", environ={}))
+    return pipeline_of(tables(routes or {"employees": route()}, {"hot": MEMORY, "cold": MEMORY}, unrouted=unrouted))
 
 
 def sink(pipeline: Pipeline, name: str = "hot") -> MemorySink:
@@ -169,8 +164,8 @@ def test_poison_record_under_dead_letter_is_kept_and_the_batch_completes() -> No
     assert result.response == OK
     assert rows(pipeline) == [row(1), row(3)]
     sequence = poison["dynamodb"]["SequenceNumber"]
-    assert sink(pipeline).dead_letters == [{"route": "employees", "sequence_number": sequence,
-                                            "error": POISON_ERROR, "record": poison}]
+    assert sink(pipeline).dead_letters == [{"route": "employees", "source_table": "Employees",
+                                            "sequence_number": sequence, "error": POISON_ERROR, "record": poison}]
     assert result.stats["employees"] == RouteStats(upserted=2, dead_lettered=1)
 
 
@@ -374,7 +369,7 @@ def test_rejected_change_under_dead_letter_is_dead_lettered() -> None:
     assert rows(pipeline) == [row(1), row(3)]
     sequence = batch[1]["dynamodb"]["SequenceNumber"]
     assert sink(pipeline).dead_letters == [{
-        "route": "employees", "sequence_number": sequence, "record": batch[1],
+        "route": "employees", "source_table": "Employees", "sequence_number": sequence, "record": batch[1],
         "error": f"record 1 (table Employees, SequenceNumber {sequence}): rejected by the database: "
                  "rejected by the memory sink's test predicate"}]
     assert result.stats["employees"] == RouteStats(upserted=2, dead_lettered=1)
@@ -412,7 +407,8 @@ def test_malformed_record_without_sequence_number_is_dead_lettered() -> None:
     result = pipeline.process(event([good, broken, after]))
     assert result.response == OK
     assert rows(pipeline) == [row(1), row(3)]
-    assert sink(pipeline).dead_letters == [{"route": "employees", "sequence_number": None, "record": broken,
+    assert sink(pipeline).dead_letters == [{"route": "employees", "source_table": "Employees",
+                                            "sequence_number": None, "record": broken,
                                             "error": "invalid SequenceNumber None (expected a decimal string)"}]
 
 

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import copy
 
-import yaml
-from factories import Stream
+from factories import MEMORY, Stream, route, tables
+from memory_sink import parse
 
-from operations.assemble import parse_config
 from router.reduce import reduce_changes
 from router.transform import RouteTransform
 from sources.dynamodb_streams import parse_record
 
-CONFIG = {"version": 1, "sinks": {"mem": {"type": "memory"}}, "routes": {"employees": {
-    "source": "Employees", "sink": "mem", "table": "employees", "key": ["Id"], "deletes": "soft",
-    "columns": {"Id": {"type": "bigint"}, "Name": {"from": "empName", "type": "text"}}}}}
+CONFIG = tables({"employees": route("employees", sink="mem", deletes="soft", columns={
+    "Id": {"type": "bigint"}, "Name": {"from": "empName", "type": "text"}})}, {"mem": MEMORY})
 
 
 def test_reduce_leaves_its_inputs_as_they_were_so_a_refused_record_can_be_taken_out() -> None:
     # GIVEN an upsert and a soft delete of one key
-    route = parse_config(yaml.safe_dump(CONFIG), "t.yaml", environ={}).routes["employees"]
+    route = parse(CONFIG).routes["employees"]
     stream = Stream("Employees")
     raw = [stream.insert({"Id": 1, "empName": "Ana"}), stream.remove({"Id": 1})]
     changes = [RouteTransform(route)(parse_record(r, i)) for i, r in enumerate(raw)]

@@ -17,6 +17,7 @@ import boto3
 import pytest
 from click.testing import CliRunner
 from conftest import EMPLOYEES
+from factories import as_yaml, redshift, route, tables
 from moto.server import ThreadedMotoServer
 from moto_tables import create_employees
 
@@ -77,8 +78,7 @@ def test_run_until_idle_through_the_cli_runner(endpoint: str, dynamodb: Any, emp
 
 def test_run_without_a_postgres_sink_is_one_line(tmp_path: Path, endpoint: str) -> None:
     config = tmp_path / "tables.yaml"
-    config.write_text(EMPLOYEES.replace("type: postgres", "type: memory").replace("dsn: ${{DATABASE_URL}}", "")
-                      .replace("state_schema: {state}", "").format(schema="s", deletes="hard", on_error="fail"))
+    config.write_text(as_yaml(tables({"employees": route(sink="warehouse")}, {"warehouse": redshift()})))
     result = CliRunner().invoke(app, ["run", "--config", str(config), "--endpoint-url", endpoint, "--until-idle"])
     assert (result.exit_code, result.stderr) == (
         1, f"error: run keeps its stream positions in a postgres sink, and {config} has none\n")

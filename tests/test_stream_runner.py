@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from conftest import EMPLOYEES
+from memory_sink import MemorySink
 from moto import mock_aws
 from moto_tables import create_employees
 
@@ -19,7 +20,6 @@ from operations.checkpoints import PostgresCheckpoints
 from operations.stream_runner import BatchReport, Checkpoint, StreamError, StreamRunner
 from router.pipeline import Pipeline
 from router.sink import TransientSinkError
-from sinks.memory import MemorySink
 
 
 @pytest.fixture

@@ -12,10 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import yaml
-from factories import Stream, load_event, wire
+from factories import MEMORY, Stream, load_event, route, tables, wire
+from memory_sink import parse
 
-from operations.assemble import parse_config
 from router.errors import CastError, RecordError
 from router.model import Route
 from router.records import ChangeRecord
@@ -28,10 +27,8 @@ KEYS_ONLY, NEW_AND_OLD = "KEYS_ONLY", "NEW_AND_OLD_IMAGES"
 
 def make_route(columns: dict[str, Any], key: list[str] | None = None, **options: Any) -> Route:
     """One validated route ``r`` (source Employees, memory sink) from plain Python values."""
-    route = {"source": "Employees", "sink": "mem", "table": "employees", "key": key or ["Id"],
-             "columns": columns, **options}
-    text = yaml.safe_dump({"version": 1, "sinks": {"mem": {"type": "memory"}}, "routes": {"r": route}})
-    return parse_config(text, "test.yaml", environ={}).routes["r"]
+    r = route("employees", sink="mem", key=key or ["Id"], columns=columns, **options)
+    return parse(tables({"r": r}, {"mem": MEMORY})).routes["r"]
 
 
 def upsert_record(item: dict[str, Any], key: tuple[str, ...] = ("Id",)) -> ChangeRecord:

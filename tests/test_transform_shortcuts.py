@@ -10,32 +10,24 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from factories import MEMORY, route, tables
+from memory_sink import parse
 
-from operations.assemble import parse_config
 from router.errors import RecordError
 from router.records import ChangeRecord
 from router.transform import RouteTransform, _value
 
-CONFIG = """
-version: 1
-sinks: {memory: {type: memory}}
-routes:
-  r:
-    source: T
-    sink: memory
-    table: t
-    key: [k]
-    columns:
-      k:        {type: bigint}
-      text:     {from: v, type: text}
-      short:    {from: v, type: varchar(5)}
-      short_na: {from: v, type: varchar(5), fallback: NA}
-      small:    {from: v, type: smallint}
-      int:      {from: v, type: integer}
-      big:      {from: v, type: bigint}
-      big_na:   {from: v, type: bigint, fallback: -1}
-"""
-ROUTE = parse_config(CONFIG).routes["r"]
+COLUMNS = {
+    "k":        {"type": "bigint"},
+    "text":     {"from": "v", "type": "text"},
+    "short":    {"from": "v", "type": "varchar(5)"},
+    "short_na": {"from": "v", "type": "varchar(5)", "fallback": "NA"},
+    "small":    {"from": "v", "type": "smallint"},
+    "int":      {"from": "v", "type": "integer"},
+    "big":      {"from": "v", "type": "bigint"},
+    "big_na":   {"from": "v", "type": "bigint", "fallback": -1},
+}
+ROUTE = parse(tables({"r": route("t", source="T", sink="mem", key=["k"], columns=COLUMNS)}, {"mem": MEMORY})).routes["r"]
 
 VALUES = [
     {"S": "abc"}, {"S": ""}, {"S": "abcde"}, {"S": "abcdef"},   # fits, empty, at and over varchar(5)

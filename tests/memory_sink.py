@@ -1,9 +1,14 @@
-"""An in-memory sink with the Postgres sink's semantics and failure injection, for tests.
+"""An in-memory sink with the SQL sinks' semantics and failure injection, for tests only.
 
-Rows live in ``tables[(schema, table)][key]``; the guard, tombstones and soft deletes
-follow the same rules as the SQL, so pipeline behaviour can be tested without a
-database. Failures are injected with ``fail_next`` (any ``SinkError``, before anything
-is written) and ``reject`` (a predicate on changes, raised as ``RejectedChangeError``).
+Rows live in ``tables[(schema, table)][key]``; the guard, tombstones, soft deletes and
+dead letters (stored once per route and record) follow the same rules as the SQL, so
+pipeline behaviour can be tested without a database, and the convergence scenarios run
+it beside the real sinks (test_convergence.py). Failures are injected with ``fail_next``
+(any ``SinkError``, before anything is written) and ``reject`` (a predicate on changes,
+raised as ``RejectedChangeError``).
+
+It is no product sink type: tests load configs with ``SINK_TYPES`` below (the product's
+registry plus ``memory``), through ``parse`` and ``pipeline_of``.
 """
 
 from __future__ import annotations
@@ -12,9 +17,14 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from router.model import DELETED_COLUMN, VERSION_COLUMN, Route, SinkConfig
+from factories import as_yaml
+
+from operations.assemble import build_sinks, parse_config, pipeline_for
+from router.model import DELETED_COLUMN, VERSION_COLUMN, Config, Route, SinkConfig
 from router.modes import Deletes
-from router.sink import DELETE, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
+from router.pipeline import Pipeline
+from router.sink import DELETE, Change, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError, SinkTypes
+from sinks.registry import SINK_TYPES as PRODUCT_SINK_TYPES
 
 Key = tuple[Any, ...]
 
@@ -48,9 +58,12 @@ class MemorySink(Sink):
         for batch in batches:
             stats[batch.route.name] = _apply_batch(batch, tables, tombstones, self._reject)
         self.tables, self.tombstones = tables, tombstones
+        stored = {(d["route"], d["sequence_number"]) for d in self.dead_letters}
         self.dead_letters.extend(
-            {"route": d.route.name, "sequence_number": d.record.sequence_number, "error": d.error, "record": d.record.raw}
+            {"route": d.route.name, "source_table": d.record.table, "sequence_number": d.record.sequence_number,
+             "error": d.error, "record": d.record.raw}
             for batch in batches for d in batch.dead_letters
+            if (d.route.name, d.record.sequence_number) not in stored  # a redelivery stores nothing twice
         )
         self.applied_batches += 1
         return stats
@@ -89,3 +102,19 @@ def _delete(route: Route, change: Change, table: dict, tombstones: dict, newer: 
         del table[change.key]
         return 1
     return 0
+
+
+# The product's sink types and the memory sink: what the tests load configs with.
+SINK_TYPES: SinkTypes = {**PRODUCT_SINK_TYPES, "memory": MemorySink}
+
+
+def parse(config: dict[str, Any] | str, path: str = "test.yaml") -> Config:
+    """A config (``factories.tables``, or YAML text) validated with the tests' sink types."""
+    text = config if isinstance(config, str) else as_yaml(config)
+    return parse_config(text, path, environ={}, sink_types=SINK_TYPES)
+
+
+def pipeline_of(config: dict[str, Any] | str | Config) -> Pipeline:
+    """The pipeline of a config, its memory sinks included."""
+    loaded = config if isinstance(config, Config) else parse(config)
+    return pipeline_for(loaded, build_sinks(loaded, SINK_TYPES))
