@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from operations.assemble import build_sinks, pipeline_for
 from router.model import Config
+from router.modes import Deletes, Op
 from router.pipeline import Pipeline
-from router.sink import UPSERT, RouteBatch, RouteStats, Sink
+from router.sink import RouteBatch, RouteStats, Sink
 
 
 class DryRunSink(Sink):
@@ -30,9 +31,9 @@ class DryRunSink(Sink):
 
 
 def _count(batch: RouteBatch) -> RouteStats:
-    upserts = sum(change.op == UPSERT for change in batch.changes)
+    upserts = sum(change.op is Op.UPSERT for change in batch.changes)
     deletes = len(batch.changes) - upserts
-    return RouteStats(upserted=upserts, deleted=deletes if batch.route.deletes == "soft" else 0)
+    return RouteStats(upserted=upserts, deleted=deletes if batch.route.deletes is Deletes.SOFT else 0)
 
 
 def dry_run_pipeline(config: Config) -> Pipeline:
