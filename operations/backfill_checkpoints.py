@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from operations.backfill import SegmentState
 from sinks.postgres.sink import PostgresSink
-from sinks.postgres.statements import create_schema
+from sinks.sql.ddl import create_schema
 
 BACKFILL_CHECKPOINTS = "backfill_checkpoints"
 _CREATE = """CREATE TABLE IF NOT EXISTS {} (

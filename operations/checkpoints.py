@@ -11,7 +11,7 @@ from psycopg import sql
 
 from operations.stream_runner import Checkpoint
 from sinks.postgres.sink import PostgresSink
-from sinks.postgres.statements import create_schema
+from sinks.sql.ddl import create_schema
 
 CHECKPOINTS = "stream_checkpoints"
 _CREATE = """CREATE TABLE IF NOT EXISTS {} (

@@ -23,6 +23,8 @@ from router.modes import Deletes
 from router.sink import Change
 from sinks.postgres import statements
 from sinks.postgres.sink import PostgresSink
+from sinks.sql import ddl
+from sinks.sql.rows import target_name, written_columns
 
 EXPECTED = "cdc_router_verify_expected"
 _COMPARE = """WITH t AS (SELECT * FROM {target} t{live}), diff AS (
@@ -44,11 +46,11 @@ class PostgresComparison:
     def __init__(self, sink: PostgresSink, route: Route):
         self.sink, self.route = sink, route
         self.expected = dataclasses.replace(route, schema="pg_temp", table=EXPECTED, deletes=Deletes.IGNORE)
-        self.columns = statements.written_columns(route)
+        self.columns = written_columns(route)
         self._load = statements.apply_statement(self.expected, sink.state_schema)
         conn = sink.connection()
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("pg_temp", EXPECTED)))
-        conn.execute(statements.create_table(self.expected))
+        conn.execute(ddl.route_ddl(self.expected, statements.POSTGRES)[-1])  # pg_temp: no schema to create
 
     def load(self, changes: Sequence[Change]) -> None:
         if changes:
@@ -65,7 +67,7 @@ class PostgresComparison:
 
     def target_rows(self, estimate: bool = False) -> int:
         if estimate:  # the planner's estimate: a count of a large table reads all of it
-            rows = self._scalar(sql.SQL(_ESTIMATE), (statements.target_name(self.route),))
+            rows = self._scalar(sql.SQL(_ESTIMATE), (target_name(self.route),))
             if rows >= 0:  # -1: never analyzed
                 return rows
         return self._scalar(sql.SQL("SELECT count(*) FROM {} t{}").format(self._table, self._live))

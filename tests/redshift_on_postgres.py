@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from operations.assemble import load_config, pipeline_for
 from router.pipeline import Pipeline
 from sinks.redshift import RedshiftSink
 from sinks.redshift.transport import MAX_STATEMENT_BYTES, MAX_STATEMENTS, Statement, statement_error
+from sinks.sql.sink import QueryResult
 
 # Config templates: both sinks, then routes. ``{state}``/``{schema}`` are ``pg``'s schemas, ``{wstate}``/``{wschema}``
 # ``warehouse_pg``'s. Tests use ``distribution: auto``: DISTKEY/SORTKEY are Redshift-only (compared as text).
@@ -58,6 +59,7 @@ routes:
 EMPLOYEES_ROUTE = EMPLOYEES.split("routes:\n", 1)[1]  # the spine's Employees route, on aurora
 
 SHIM_SCHEMA = "redshift_shim"
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, not the ::type of a cast
 # pg_catalog last: the shim's objects are found first, as Redshift's own would be
 SESSION = (f"-c search_path={SHIM_SCHEMA},pg_catalog -c standard_conforming_strings=off "
            "-c escape_string_warning=off -c TimeZone=UTC")
@@ -75,6 +77,8 @@ CREATE OR REPLACE FUNCTION {SHIM_SCHEMA}.json_parse(text) RETURNS {SHIM_SCHEMA}.
         RAISE EXCEPTION 'JSON_PARSE: an argument of % bytes, over VARCHAR''s 65535', octet_length($1);
     END IF;
     RETURN $1::jsonb; END $f$;
+CREATE OR REPLACE FUNCTION {SHIM_SCHEMA}.json_serialize({SHIM_SCHEMA}.super) RETURNS text
+    IMMUTABLE STRICT LANGUAGE sql AS 'SELECT $1::text';
 CREATE OR REPLACE FUNCTION {SHIM_SCHEMA}.from_hex(text) RETURNS {SHIM_SCHEMA}.varbyte
     IMMUTABLE STRICT LANGUAGE plpgsql AS $f$ BEGIN
     IF octet_length($1) > 65535 THEN
@@ -154,6 +158,14 @@ class PostgresTransport:
             if rollback:
                 conn.rollback()
         return counts
+
+    def query(self, statement: str, params: Mapping[str, Any], deadline: float | None = None) -> QueryResult:
+        """One statement, its Data API ``:name`` parameters bound as psycopg's ``%(name)s``."""
+        self.calls.append([statement])
+        self.deadlines.append(deadline)
+        with psycopg.connect(self.url, options=SESSION) as conn:
+            cursor = conn.execute(_PARAMETER.sub(r"%(\1)s", fold_identifiers(statement)), dict(params))
+            return QueryResult(cursor.fetchall() if cursor.description else [], max(cursor.rowcount, 0))
 
     def _run(self, conn: psycopg.Connection[Any], statement: Statement, index: int) -> int:
         text = fold_identifiers(statement.sql)

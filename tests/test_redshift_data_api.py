@@ -53,8 +53,8 @@ STATEMENTS = [
     'CREATE TEMP TABLE "_cdc_stage_0" ("c0" BIGINT, "c1" VARCHAR(80), "c2" VARCHAR(40), '
     '"v" DECIMAL(38,0) NOT NULL, "o" CHAR(1) NOT NULL, "t" TIMESTAMPTZ, "k" VARCHAR(65535))',
     'INSERT INTO "_cdc_stage_0" VALUES '
-    "(2001, 'Akua', 'AnyDept', 100000000000000000000, 'u', '2023-11-14 22:13:20+00:00', '[2001]'), "
-    "(7, NULL, NULL, 100000000000000000100, 'd', '2023-11-14 22:13:20+00:00', '[7]')",
+    "(2001, 'Akua', 'AnyDept', 100000000000000000000, 'u', '2023-11-14 22:13:20+00:00', '[\"2001\"]'), "
+    "(7, NULL, NULL, 100000000000000000100, 'd', '2023-11-14 22:13:20+00:00', '[\"7\"]')",
     'DELETE FROM "_cdc_stage_0" USING "public"."Employees" WHERE "Employees"."Id" = "_cdc_stage_0"."c0" '
     'AND "Employees"."_cdc_version" >= "_cdc_stage_0"."v"',
     'DELETE FROM "_cdc_stage_0" USING "cdc_router"."tombstones" WHERE "tombstones"."target" = \'"public"."Employees"\' '

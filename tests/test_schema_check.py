@@ -13,7 +13,7 @@ from psycopg import sql
 
 from operations.assemble import build_sinks, load_config
 from router.sink import Drift
-from sinks.postgres.drift import catalog_type
+from sinks.postgres.statements import POSTGRES
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_several_differences_are_all_reported(checked: Callable[[str], list[Drif
 ])
 def test_catalog_type_names(ours: str, catalog: str, pg: Any) -> None:
     # the mapping agrees with what Postgres itself reports for a column of that type
-    assert catalog_type(ours) == catalog
+    assert POSTGRES.catalog_type(ours) == catalog
     pg.conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(pg.schema)))
     pg.conn.execute(sql.SQL("CREATE TABLE {} (c {})").format(sql.Identifier(pg.schema, "probe"), sql.SQL(ours)))
     (row,) = pg.conn.execute("SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute "

@@ -9,39 +9,30 @@ that the pipeline can dead-letter it or stop the batch exactly there.
 
 from __future__ import annotations
 
-import time
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 
 from router.attrs import dumps_exact
 from router.log import logger
 from router.model import Route, SinkConfig
 from router.modes import Deletes
-from router.sink import (
-    Capabilities,
-    Change,
-    RejectedChangeError,
-    RouteBatch,
-    RouteStats,
-    Sink,
-    SinkError,
-    StoredDeadLetter,
-)
-from sinks.common import PURGE_EVERY, dead_letter_row, route_stats
-from sinks.postgres import dead_letters as letter_table
+from router.sink import Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, SinkError
 from sinks.postgres import drift, statements
 from sinks.postgres.connection import Credentials, classify
+from sinks.sql.drift import LiveTable
+from sinks.sql.rows import dead_letter_row, route_stats
+from sinks.sql.sink import OPTIONS, QueryResult, SqlSink
 
 
-class PostgresSink(Sink):
+class PostgresSink(SqlSink):
     config_schema = {
+        **OPTIONS,
         "dsn": {"type": "string", "empty": False, "required": True, "excludes": "secret"},
         "secret": {"type": "string", "empty": False, "required": True, "excludes": "dsn"},
-        "schema": {"type": "string", "empty": False, "default": "public"},
-        "state_schema": {"type": "string", "empty": False, "default": "cdc_router"},
         "connect_timeout": {"type": "integer", "min": 1, "default": 10},
         "statement_timeout_ms": {"type": "integer", "min": 0},
         "lock_timeout_ms": {"type": "integer", "min": 0},
@@ -49,20 +40,18 @@ class PostgresSink(Sink):
                     "allowed": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
         "sslrootcert": {"type": "string", "empty": False},
         "application_name": {"type": "string", "default": "cdc-router"},
-        "tombstone_retention_hours": {"type": "integer", "min": 24, "default": 48},
     }
     capabilities = Capabilities(max_identifier_bytes=63)
+    dialect = statements.POSTGRES
 
     def __init__(self, config: SinkConfig, routes: Sequence[Route] = ()):
         super().__init__(config, routes)
-        self.state_schema: str = config.options.get("state_schema", "cdc_router")
         self.credentials = Credentials(config.options)
         self._conn: psycopg.Connection[Any] | None = None
         self._refresh_secret = False
-        self._last_purge: float | None = None
         self._apply_sql = {r.name: statements.apply_statement(r, self.state_schema).as_string(None) for r in routes}
-        self._targets = {r.name: statements.target_name(r) for r in routes}
         self._dead_letter_sql = statements.dead_letter_statement(self.state_schema).as_string(None)
+        self._purge_sql = self.purge_statement(sql.Placeholder()).as_string(None)
 
     # -- connection -----------------------------------------------------------------------
 
@@ -140,15 +129,13 @@ class PostgresSink(Sink):
     def _params(self, route: Route, changes: Sequence[Change]) -> dict[str, str]:
         return {"rows": statements.encode_rows(route, changes), "target": self._targets[route.name]}
 
-    def _encode_dead_letters(self, letters: Sequence[Any]) -> str:
+    def _encode_dead_letters(self, letters: Sequence[DeadLetter]) -> str:
         return "[" + ",".join(dumps_exact(dead_letter_row(d, self._targets[d.route.name])) for d in letters) + "]"
 
     def _maybe_purge(self, conn: psycopg.Connection[Any]) -> None:
-        now = time.monotonic()
-        if self._last_purge is None or now - self._last_purge > PURGE_EVERY:
-            conn.execute(statements.purge_statement(self.state_schema),
-                         (self.config.options.get("tombstone_retention_hours", 48),))
-            self._last_purge = now
+        if self._purge_due():
+            conn.execute(self._purge_sql, (self.purge_before(dt.datetime.now(dt.UTC)),))
+            self._purged()
 
     def _find_rejected(self, batches: Sequence[RouteBatch]) -> Change | None:
         """Replay the batch change by change under savepoints; return the first one refused."""
@@ -179,32 +166,31 @@ class PostgresSink(Sink):
             explained.append(f"-- {batch.route.name}: {params}\n{self._apply_sql[batch.route.name]}")
         return explained
 
-    # -- dead letters ---------------------------------------------------------------------
+    # -- the base's statements -------------------------------------------------------------
 
-    def dead_letters(self, routes: Sequence[str] = (), limit: int | None = None) -> list[StoredDeadLetter]:
-        return letter_table.read(self, routes, limit)
-
-    def remove_dead_letters(self, ids: Sequence[int]) -> int:
-        return letter_table.remove(self, ids)
-
-    # -- DDL ------------------------------------------------------------------------------
-
-    def ddl(self, route: Route) -> list[str]:
-        return [statement.as_string(None) for statement in statements.route_ddl(route)]
-
-    def state_ddl(self) -> list[str]:
-        return [statement.as_string(None) for statement in statements.create_state_tables(self.state_schema)]
-
-    def check(self, route: Route) -> list[drift.Drift]:
-        """Differences between the live target table and ``route`` (``drift.differences``)."""
+    def _run(self, statements: Sequence[tuple[str, str | None]]) -> None:
         conn = self.connection()
         with conn.transaction():
-            live = drift.live_table(conn, route)
-        return drift.differences(route, live)
+            for statement, _ in statements:
+                conn.execute(statement)
+
+    def _query(self, statement: sql.Composed, params: dict[str, Any]) -> QueryResult:
+        try:
+            conn = self.connection()
+            with conn.transaction():
+                cursor = conn.execute(statement, params)
+                return QueryResult(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+        except psycopg.Error as exc:
+            raise classify(exc, self.credentials) from None
+
+    def _live_table(self, route: Route) -> LiveTable | None:
+        conn = self.connection()
+        with conn.transaction():
+            return drift.live_table(conn, route)
 
     def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
-        """Create the sink's state tables and the target tables of ``routes`` (default: all of this sink's)."""
+        """The base's DDL, then tombstones of an earlier version brought to the one key encoding."""
+        super().apply_ddl(routes)
         conn = self.connection()
         with conn.transaction():
-            for statement in dict.fromkeys(self.state_ddl() + [s for r in routes or self.routes for s in self.ddl(r)]):
-                conn.execute(statement)
+            drift.upgrade_tombstone_keys(conn, self.state_schema)

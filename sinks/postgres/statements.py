@@ -22,17 +22,22 @@ from router.attrs import dumps_exact
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
 from router.modes import Deletes, Op
 from router.sink import DELETE, Change
-from sinks.common import (
-    DEAD_LETTERS,
-    TOMBSTONES,
-    create_schema,
-    target_name,  # noqa: F401  (moved to sinks.common; callers keep statements.target_name)
-    written_columns,
+from sinks.sql.dialect import DOCUMENT, ID, NAME, STAMP, TEXT, TIME, VERSION, Dialect
+from sinks.sql.rows import DEAD_LETTERS, TOMBSTONES, tombstone_key, written_columns
+
+POSTGRES = Dialect(
+    column_type=lambda type_name: type_name,  # a route's types are PostgreSQL's
+    types={NAME: "text", TEXT: "text", VERSION: "numeric", TIME: "timestamptz", STAMP: "timestamptz DEFAULT now()",
+           DOCUMENT: "jsonb", ID: "bigserial"},
+    placeholder=sql.Placeholder,
+    # how format_type() spells our type names; the others are spelled alike
+    catalog_names={"varchar": "character varying", "timestamptz": "timestamp with time zone",
+                   "timestamp": "timestamp without time zone"},
 )
 
 _APPLY = """\
 WITH d AS (
-    SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz)
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz, "k" text)
 ), up AS (
     INSERT INTO {table} AS t ({columns}, {version}{deleted_column})
     SELECT {values}, d."v"{deleted_value} FROM d
@@ -45,14 +50,14 @@ SELECT (SELECT count(*) FILTER (WHERE NOT gone) FROM up),
        (SELECT count(*) FILTER (WHERE gone) FROM up){deleted_count}"""
 _NOT_TOMBSTONED = """
       AND NOT EXISTS (SELECT FROM {tombstones} z
-                      WHERE z."target" = %(target)s AND z."key" = ARRAY[{key_text}] AND z."version" >= d."v")"""
+                      WHERE z."target" = %(target)s AND z."key" = d."k" AND z."version" >= d."v")"""
 _HARD_DELETE = """, del AS (
     DELETE FROM {table} AS t USING d
     WHERE d."o" = 'd' AND {key_match} AND t.{version} < d."v"
     RETURNING 1
 ), tomb AS (
     INSERT INTO {tombstones} AS z ("target", "key", "version")
-    SELECT %(target)s, ARRAY[{key_text}], d."v" FROM d WHERE d."o" = 'd'
+    SELECT %(target)s, d."k", d."v" FROM d WHERE d."o" = 'd'
     ON CONFLICT ("target", "key") DO UPDATE SET "version" = EXCLUDED."version", "deleted_at" = now()
     WHERE z."version" < EXCLUDED."version"
 )
@@ -99,7 +104,6 @@ def apply_statement(route: Route, state_schema: str) -> sql.Composed:
             for i, (_, t) in enumerate(columns)),
         key=sql.SQL(", ").join(sql.Identifier(k) for k in route.key),
         key_values=sql.SQL(", ").join(key_fields),
-        key_text=sql.SQL(", ").join(sql.SQL("{}::text").format(f) for f in key_fields),
         key_match=sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(sql.Identifier(k), f)
                                          for k, f in zip(route.key, key_fields)),
     )
@@ -155,6 +159,7 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
     columns = written_columns(route)
     json_columns = {name for name, type_name in columns if type_name in ("json", "jsonb")}
     fields = [(f"c{i}", name, name in json_columns) for i, (name, _) in enumerate(columns)]
+    hard = route.deletes == Deletes.HARD  # its upserts look up, its deletes write, the tombstone of the key
     documents = []
     for change in changes:
         row = change.row
@@ -168,6 +173,8 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
             if change.keeps_values:
                 document["t"] = change.time or dt.datetime.now(dt.UTC)
         document["v"] = change.version
+        if hard:
+            document["k"] = tombstone_key(change.key)
         documents.append(document)
     return json.dumps(documents, default=_json_default, separators=(",", ":"))
 
@@ -179,58 +186,3 @@ SELECT d."route", d."source_table", d."target", d."sequence_number", d."event_id
 FROM json_to_recordset(%s::json) AS d("route" text, "source_table" text, "target" text, "sequence_number" numeric,
                                       "event_id" text, "error" text, "record" text)
 ON CONFLICT ("route", "source_table", "sequence_number") DO NOTHING""").format(sql.Identifier(state_schema, DEAD_LETTERS))
-
-
-def purge_statement(state_schema: str) -> sql.Composed:
-    return sql.SQL('DELETE FROM {} WHERE "deleted_at" < now() - make_interval(hours => %s)').format(
-        sql.Identifier(state_schema, TOMBSTONES))
-
-
-# -- DDL -------------------------------------------------------------------------------
-
-
-def create_table(route: Route) -> sql.Composed:
-    columns = [
-        sql.SQL("{} {}{}").format(sql.Identifier(name), sql.SQL(type_name),
-                                   sql.SQL(" NOT NULL") if name in route.key else sql.SQL(""))
-        for name, type_name in written_columns(route)
-    ]
-    columns.append(sql.SQL("{} numeric NOT NULL").format(sql.Identifier(VERSION_COLUMN)))
-    if route.deletes == Deletes.SOFT:
-        columns.append(sql.SQL("{} timestamptz").format(sql.Identifier(DELETED_COLUMN)))
-    columns.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, route.key))))
-    return sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)").format(
-        sql.Identifier(route.schema, route.table), sql.SQL(",\n    ").join(columns))
-
-
-def create_state_tables(state_schema: str) -> list[sql.Composed]:
-    tombstones, dead_letters = sql.Identifier(state_schema, TOMBSTONES), sql.Identifier(state_schema, DEAD_LETTERS)
-    return [
-        create_schema(state_schema),
-        sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
-    "target" text NOT NULL,
-    "key" text[] NOT NULL,
-    "version" numeric NOT NULL,
-    "deleted_at" timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY ("target", "key")
-)""").format(tombstones),
-        sql.SQL('CREATE INDEX IF NOT EXISTS {} ON {} ("deleted_at")').format(
-            sql.Identifier("tombstones_deleted_at"), tombstones),
-        sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
-    "id" bigserial PRIMARY KEY,
-    "route" text NOT NULL,
-    "source_table" text,
-    "target" text NOT NULL,
-    "sequence_number" numeric,
-    "event_id" text,
-    "error" text NOT NULL,
-    "record" jsonb NOT NULL,
-    "failed_at" timestamptz NOT NULL DEFAULT now(),
-    UNIQUE ("route", "source_table", "sequence_number")
-)""").format(dead_letters),
-    ]
-
-
-def route_ddl(route: Route) -> list[sql.Composed]:
-    return ([] if route.schema == "public" else [create_schema(route.schema)]) + [create_table(route)]
-

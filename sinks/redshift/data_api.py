@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -37,6 +37,7 @@ from router.sink import SinkError, TransientSinkError
 from sinks.redshift import failures
 from sinks.redshift.failures import Outcome
 from sinks.redshift.transport import Statement, statement_error
+from sinks.sql.sink import QueryResult
 
 POLL_FIRST, POLL_MAX = 0.05, 1.0        # seconds between DescribeStatement calls, doubling up to the max
 BACKOFF_BASE, BACKOFF_MAX = 0.2, 5.0    # seconds before retrying, doubling up to the max, with jitter
@@ -96,6 +97,27 @@ class DataApiTransport:
                 self._back_off(attempt, until, rerun.error, "rerunning the transaction")
                 attempt += 1
 
+    def query(self, statement: str, params: Mapping[str, Any], deadline: float | None = None) -> QueryResult:
+        """One ExecuteStatement (named parameters need it: BatchExecuteStatement takes none), polled to
+        its end, then its result pages. https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_ExecuteStatement.html"""
+        until = self._until(deadline)
+        if until <= self._clock():
+            raise TransientSinkError("redshift: too close to the Lambda deadline to start a statement")
+        request: dict[str, Any] = {"Sql": statement, "StatementName": self.name, **self.target}
+        if params:
+            request["Parameters"] = [{"name": name, "value": str(value)} for name, value in params.items()]
+        statement_id = self._call("execute_statement", until, **request)["Id"]
+        described = self._poll(statement_id, until, [Statement(statement)], rollback=False)
+        rows: list[tuple[Any, ...]] = []
+        token: dict[str, str] = {}
+        while described.get("HasResultSet"):
+            page = self._call("get_statement_result", until, Id=statement_id, **token)
+            rows += [tuple(map(_field_value, record)) for record in page.get("Records", [])]
+            if not page.get("NextToken"):
+                break
+            token = {"NextToken": page["NextToken"]}
+        return QueryResult(rows, max(int(described.get("ResultRows") or 0), 0))
+
     def close(self) -> None:
         """Nothing to release: the client holds no session between calls."""
 
@@ -107,7 +129,11 @@ class DataApiTransport:
         """One transaction: submitted under a token of its own, polled to its end."""
         submitted = self._call("batch_execute_statement", until, Sqls=[s.sql for s in statements],
                                ClientToken=self._new_token(), StatementName=self.name, **self.target)
-        statement_id, delay = submitted["Id"], POLL_FIRST
+        return self._poll(submitted["Id"], until, statements, rollback)
+
+    def _poll(self, statement_id: str, until: float, statements: Sequence[Statement], rollback: bool) -> dict[str, Any]:
+        """DescribeStatement until the statement ends; cancelled when it would outlast ``until``."""
+        delay = POLL_FIRST
         while True:
             if self._clock() + delay > until:
                 self._cancel(statement_id)
@@ -155,6 +181,14 @@ class DataApiTransport:
         except (ClientError, BotoCoreError) as exc:  # it may have finished meanwhile: the retry is a no-op then
             logger.warning("could not cancel redshift statement", extra={"statement_id": statement_id,
                                                                          "error": type(exc).__name__})
+
+
+def _field_value(field: dict[str, Any]) -> Any:
+    """A value of a result record (``Field``: one of stringValue, longValue, ... or isNull)."""
+    if field.get("isNull"):
+        return None
+    return next((field[kind] for kind in ("stringValue", "longValue", "doubleValue", "booleanValue", "blobValue")
+                 if kind in field), None)
 
 
 def _position(sub: dict[str, Any], default: int) -> int:

@@ -1,4 +1,5 @@
-"""What only Redshift writes: its column types and its literals.
+"""What only Redshift writes: its column types, its literals, its table layout, and the
+``Dialect`` the SQL sink base composes the state tables, DDL, drift check and queries with.
 
 Everything else the sink sends is SQL that PostgreSQL reads the same way, which is how the
 tests execute it for real. The pieces here are the ones they stand in for: SUPER (nested
@@ -14,7 +15,7 @@ is sent as literals in a few statements rather than as one parameter per value.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,7 @@ from psycopg import sql
 
 from router.attrs import dumps_exact
 from router.types import parse_type
+from sinks.sql.dialect import DOCUMENT, ID, NAME, STAMP, TEXT, TIME, VERSION, Dialect
 
 MAX_VARCHAR_BYTES = 65535
 MAX_HEX_CHARS = MAX_VARCHAR_BYTES - 1  # hex digits per FROM_HEX literal (even: two per byte)
@@ -119,3 +121,29 @@ def render(value: Any) -> str:
 def literal(value: Any) -> sql.SQL:
     """A value rendered by this module as SQL text, to be composed with ``psycopg.sql`` (verbatim)."""
     return sql.SQL(render(value))
+
+
+REDSHIFT_TYPES = {NAME: "VARCHAR(1024)", TEXT: f"VARCHAR({MAX_VARCHAR_BYTES})", VERSION: VERSION_TYPE,
+                  TIME: "TIMESTAMPTZ", STAMP: "TIMESTAMPTZ", DOCUMENT: "SUPER", ID: "BIGINT"}
+
+
+def table_layout(keys: Sequence[str], distkey: str | None = None, distribution: str = "key") -> sql.Composable:
+    """Redshift's table attributes: distribute on a key column (the first, by default) and
+    sort on the key, so that the per-batch joins on the key are co-located and
+    range-restricted. ``auto`` leaves both to Redshift's automatic table optimization (and
+    writes standard SQL)."""
+    if distribution != "key":
+        return sql.SQL("")
+    return sql.SQL(" DISTKEY ({}) SORTKEY ({})").format(
+        sql.Identifier(distkey or keys[0]), sql.SQL(", ").join(map(sql.Identifier, keys)))
+
+
+def sql_dialect(distribution: str) -> Dialect:
+    """Redshift as the SQL sink base sees it. Its catalog folds names to lower case; it has no
+    indexes, no ALTER ... USING, one change per ALTER TABLE; primary keys are declared but not
+    enforced (the sink's guard does not rely on them), so they are not checked; parameters are ``:name``
+    (https://docs.aws.amazon.com/redshift/latest/mgmt/data-api-calling.html#data-api-calling-considerations)."""
+    return Dialect(column_type=column_type, types=REDSHIFT_TYPES, placeholder=lambda name: sql.SQL(":" + name),
+                   document_text="JSON_SERIALIZE({})", indexes=False, folds_case=True, alter_type_using=False,
+                   combined_alter=False, keys_enforced=False,
+                   layout=lambda keys, distkey: table_layout(keys, distkey, distribution))

@@ -16,40 +16,40 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from psycopg import sql
+
 from router import deadline
-from router.attrs import dumps_exact
 from router.log import logger
 from router.model import Route, SinkConfig
 from router.modes import Deletes, MergeStrategy
-from router.sink import DELETE, Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, Sink
-from sinks.common import PURGE_EVERY, dead_letter_row, route_stats, storable_json, target_name, written_columns
-from sinks.redshift import dialect, statements
+from router.sink import DELETE, Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats
+from sinks.redshift import catalog, dialect, statements
 from sinks.redshift.data_api import DataApiTransport, request_target
 from sinks.redshift.statements import DELETED, UPSERTED, RouteStatements
 from sinks.redshift.transport import MAX_STATEMENT_BYTES, MAX_STATEMENTS, Statement, Transport
+from sinks.sql.drift import LiveTable
+from sinks.sql.rows import dead_letter_row, route_stats, storable_json, tombstone_key, written_columns
+from sinks.sql.sink import OPTIONS, QueryResult, SqlSink
 
 ROW_ROOM = MAX_STATEMENT_BYTES - 200  # bytes of rows per staging INSERT, leaving room for its prefix
 MAX_ERROR_CHARS = 2000                # of a dead letter's error (ours: a line naming the column and value)
 MAX_RECORD_SQL = 80_000               # bytes of a dead letter's record literal, so that its row always fits
 
 
-class RedshiftSink(Sink):
+class RedshiftSink(SqlSink):
     config_schema = {
+        **OPTIONS,
         "workgroup": {"type": "string", "empty": False, "required": True, "excludes": "cluster_identifier"},
         "cluster_identifier": {"type": "string", "empty": False, "required": True, "excludes": "workgroup"},
         "database": {"type": "string", "empty": False, "required": True},
         "secret_arn": {"type": "string", "empty": False, "excludes": "db_user"},
         "db_user": {"type": "string", "empty": False, "excludes": ["secret_arn", "workgroup"]},
         "region": {"type": "string", "empty": False},
-        "schema": {"type": "string", "empty": False, "default": "public"},
-        "state_schema": {"type": "string", "empty": False, "default": "cdc_router"},
         "distribution": {"type": "string", "allowed": ["key", "auto"], "default": "key"},
-        "tombstone_retention_hours": {"type": "integer", "min": 24, "default": 48},
         "max_wait_seconds": {"type": "integer", "min": 1, "default": 900},
     }
     capabilities = Capabilities(
@@ -63,14 +63,12 @@ class RedshiftSink(Sink):
         super().__init__(config, routes)
         self.now = now  # the batch's time: tombstones, dead letters, soft deletes without a record time
         options = config.options
-        self.state_schema: str = options.get("state_schema", "cdc_router")
         self.distribution: str = options.get("distribution", "key")
+        self.dialect = dialect.sql_dialect(self.distribution)
         self.transport: Transport = transport or DataApiTransport(
             request_target(options), name=f"cdc-router:{config.name}", region=options.get("region"),
             max_wait=float(options.get("max_wait_seconds", 900)))
         self._rows = {r.name: _Rows(r) for r in routes}
-        self._targets = {r.name: target_name(r) for r in routes}
-        self._last_purge: float | None = None
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -78,7 +76,7 @@ class RedshiftSink(Sink):
         purge_due = self._purge_due()
         counts = self._execute(self._calls(batches, purge_due))
         if purge_due:
-            self._last_purge = time.monotonic()
+            self._purged()
         return {batch.route.name: route_stats(batch.changes, counts[(batch.route.name, UPSERTED)],
                                               counts[(batch.route.name, DELETED)])
                 for batch in batches if batch.changes}
@@ -99,12 +97,9 @@ class RedshiftSink(Sink):
         if letters:
             groups += self._dead_letter_groups(letters, numbers, now)
         if purge:
-            hours = self.config.options.get("tombstone_retention_hours", 48)
-            groups.append([statements.purge_statement(self.state_schema, now - dt.timedelta(hours=hours))])
+            before = dialect.literal(self.purge_before(now))
+            groups.append([Statement(self.purge_statement(before).as_string(None))])
         return _pack(groups)
-
-    def _purge_due(self) -> bool:
-        return self._last_purge is None or time.monotonic() - self._last_purge > PURGE_EVERY
 
     def _execute(self, calls: list[list[Statement]]) -> Counter[tuple[str | None, str]]:
         if len(calls) > 1:
@@ -144,20 +139,16 @@ class RedshiftSink(Sink):
             record = dialect.from_json(storable_json(_identity(letter.record.raw)))  # JSON_PARSE reads a VARCHAR
         return "(" + ", ".join([dialect.render(value) for value in row.values()] + [record]) + ")"
 
-    # -- DDL ------------------------------------------------------------------------------
+    # -- the base's statements -------------------------------------------------------------
 
-    def ddl(self, route: Route) -> list[str]:
-        return [statement.as_string(None) for statement in statements.route_ddl(route, self.distribution)]
+    def _run(self, statements: Sequence[tuple[str, str | None]]) -> None:
+        self._execute(_pack([[Statement(sql, route)] for sql, route in statements]))
 
-    def state_ddl(self) -> list[str]:
-        return [statement.as_string(None) for statement in statements.state_ddl(self.state_schema, self.distribution)]
+    def _query(self, statement: sql.Composed, params: dict[str, Any]) -> QueryResult:
+        return self.transport.query(statement.as_string(None), params, deadline.current())
 
-    def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
-        """Create the state tables and the target tables of ``routes`` (default: all of this sink's)."""
-        ddl: dict[str, str | None] = {sql: None for sql in self.state_ddl()}
-        for route in routes or self.routes:
-            ddl.update({sql: route.name for sql in self.ddl(route) if sql not in ddl})
-        self._execute(_pack([[Statement(sql, route)] for sql, route in ddl.items()]))
+    def _live_table(self, route: Route) -> LiveTable | None:
+        return catalog.live_table(self._query, route, self.dialect.placeholder)
 
     def close(self) -> None:
         self.transport.close()
@@ -180,7 +171,7 @@ class _Rows:
         except (ValueError, TypeError) as exc:  # a NUL character; a value its column type cannot hold
             raise RejectedChangeError(f"cannot be written to Redshift: {exc}", change) from None
         values += [str(change.version), dialect.quote(_op(change)), dialect.render(change.time or now),
-                   dialect.render(_key_text(change.key) if self.hard else None)]
+                   dialect.render(tombstone_key(change.key) if self.hard else None)]
         return "(" + ", ".join(values) + ")"
 
 
@@ -188,12 +179,6 @@ def _op(change: Change) -> str:
     if change.op != DELETE:
         return statements.UPSERT
     return statements.KEPT if change.keeps_values else statements.DELETE
-
-
-def _key_text(key: tuple[Any, ...]) -> str:
-    """A key as the text of its tombstone: exact JSON, times in UTC."""
-    return dumps_exact([value.astimezone(dt.UTC) if isinstance(value, dt.datetime) and value.tzinfo
-                        else value for value in key])
 
 
 def _identity(raw: Any) -> dict[str, Any]:

@@ -14,7 +14,8 @@ change per key) is applied in one transaction as:
 Every statement here is in the subset PostgreSQL shares with Redshift (temporary tables,
 ``DELETE ... USING``, ``UPDATE ... FROM``, ``INSERT ... SELECT``, LEFT JOIN); the target table
 is referred to by its bare name because Redshift allows no alias on a DELETE or UPDATE
-target. Redshift-only syntax lives in ``dialect`` (types, literals) and in ``table_layout``.
+target. Redshift-only syntax lives in ``dialect`` (types, literals, table layout); the DDL of the
+target and state tables is the SQL sink base's (``sinks.sql.ddl``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from psycopg import sql
 
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
 from router.modes import Deletes, Op
-from sinks.common import DEAD_LETTERS, TOMBSTONES, create_schema, written_columns
 from sinks.redshift import dialect
 from sinks.redshift.transport import Statement
+from sinks.sql.ddl import DEAD_LETTER_COLUMNS
+from sinks.sql.rows import DEAD_LETTERS, TOMBSTONES, written_columns
 
 UPSERTED, DELETED = "upserted", "deleted"  # what a statement's row count adds to the route's stats
 _VERSION, _DELETED = sql.Identifier(VERSION_COLUMN), sql.Identifier(DELETED_COLUMN)
@@ -35,9 +37,9 @@ UPSERT, DELETE, KEPT = Op.UPSERT, Op.DELETE, Op.KEEP  # staged ops; KEPT: a soft
 _BOOKKEEPING = [("v", dialect.VERSION_TYPE + " NOT NULL"), ("o", "CHAR(1) NOT NULL"),  # version, op
                 ("t", "TIMESTAMPTZ"),                                                 # deleted at (soft deletes)
                 ("k", f"VARCHAR({dialect.MAX_VARCHAR_BYTES})")]                       # key as text (tombstones)
-DEAD_LETTER_COLUMNS = [("route", "VARCHAR(1024)"), ("source_table", "VARCHAR(1024)"), ("target", "VARCHAR(1024)"),
-                       ("sequence_number", dialect.VERSION_TYPE), ("event_id", "VARCHAR(1024)"),
-                       ("error", f"VARCHAR({dialect.MAX_VARCHAR_BYTES})"), ("record", "SUPER")]
+# The staged dead letters: the table's columns but the two this sink fills in while inserting them.
+STAGED_LETTERS = [(name, dialect.REDSHIFT_TYPES[kind]) for name, kind, _ in DEAD_LETTER_COLUMNS
+                  if name not in ("id", "failed_at")]
 
 
 def stage_types(route: Route) -> list[str]:
@@ -153,68 +155,22 @@ class RouteStatements:
 
 
 def dead_letter_statements(state_schema: str, stage: str, now: dt.datetime) -> tuple[Statement, list[Statement]]:
-    """Stage, then keep only letters not stored yet (Redshift has no unique constraint), then insert."""
+    """Stage, keep only letters not stored yet (Redshift does not enforce UNIQUE), then insert them
+    numbered after the highest id (no IDENTITY: the same DDL runs on the test PostgreSQL; two writers
+    reading the same highest id conflict under Redshift's serializable isolation, and one retries)."""
     staged, table = sql.Identifier(stage), sql.Identifier(state_schema, DEAD_LETTERS)
-    names = [name for name, _ in DEAD_LETTER_COLUMNS]
+    names = [name for name, _ in STAGED_LETTERS]
     same = sql.SQL(" AND ").join(sql.SQL("{}.{} = {}.{}").format(sql.Identifier(DEAD_LETTERS), sql.Identifier(n),
                                                                  staged, sql.Identifier(n))
                                  for n in ("route", "source_table", "sequence_number"))
-    columns = sql.SQL(", ").join(map(sql.Identifier, names))
     steps = [
         sql.SQL("DELETE FROM {} USING {} WHERE {}").format(staged, table, same),
-        sql.SQL('INSERT INTO {} ({}, "failed_at") SELECT {}, {} FROM {}').format(
-            table, columns, columns, dialect.literal(now), staged),
+        sql.SQL('INSERT INTO {} ("id", {}, "failed_at") SELECT "n"."base" + ROW_NUMBER() OVER (ORDER BY {}), {}, {} '
+                'FROM {} CROSS JOIN (SELECT COALESCE(MAX("id"), 0) AS "base" FROM {}) AS "n"').format(
+            table, sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL("{}.{}").format(staged, sql.Identifier("sequence_number")),
+            sql.SQL(", ").join(sql.SQL("{}.{}").format(staged, sql.Identifier(n)) for n in names),
+            dialect.literal(now), staged, table),
     ]
-    return (Statement(_create_temp(staged, DEAD_LETTER_COLUMNS)),
+    return (Statement(_create_temp(staged, STAGED_LETTERS)),
             [Statement(step.as_string(None)) for step in steps])
-
-
-def purge_statement(state_schema: str, before: dt.datetime) -> Statement:
-    return Statement(sql.SQL('DELETE FROM {} WHERE "deleted_at" < {}').format(
-        sql.Identifier(state_schema, TOMBSTONES), dialect.literal(before)).as_string(None))
-
-
-# -- DDL -------------------------------------------------------------------------------
-
-
-def table_layout(keys: list[str], distribution: str, distkey: str | None = None) -> sql.Composable:
-    """Redshift's table attributes: distribute on a key column (the first, by default) and
-    sort on the key, so that the per-batch joins on the key are co-located and
-    range-restricted. ``auto`` leaves both to Redshift's automatic table optimization (and
-    writes standard SQL)."""
-    if distribution != "key":
-        return sql.SQL("")
-    return sql.SQL(" DISTKEY ({}) SORTKEY ({})").format(
-        sql.Identifier(distkey or keys[0]), sql.SQL(", ").join(map(sql.Identifier, keys)))
-
-
-def _create_table(table: sql.Identifier, columns: list[tuple[str, str]], key: list[str],
-                  distribution: str, distkey: str | None = None) -> sql.Composed:
-    lines = [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_name)) for name, type_name in columns]
-    lines.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, key))))
-    return sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n){}").format(
-        table, sql.SQL(",\n    ").join(lines), table_layout(key, distribution, distkey))
-
-
-def route_ddl(route: Route, distribution: str) -> list[sql.Composed]:
-    columns = [(name, type_name + (" NOT NULL" if name in route.key else ""))
-               for (name, _), type_name in zip(written_columns(route), stage_types(route))]
-    columns.append((VERSION_COLUMN, dialect.VERSION_TYPE + " NOT NULL"))
-    if route.deletes == Deletes.SOFT:
-        columns.append((DELETED_COLUMN, "TIMESTAMPTZ"))
-    table = _create_table(sql.Identifier(route.schema, route.table), columns, list(route.key), distribution)
-    return ([] if route.schema == "public" else [create_schema(route.schema)]) + [table]
-
-
-def state_ddl(state_schema: str, distribution: str) -> list[sql.Composed]:
-    tombstones = [("target", "VARCHAR(1024) NOT NULL"), ("key", f"VARCHAR({dialect.MAX_VARCHAR_BYTES}) NOT NULL"),
-                  ("version", dialect.VERSION_TYPE + " NOT NULL"), ("deleted_at", "TIMESTAMPTZ NOT NULL")]
-    letters = DEAD_LETTER_COLUMNS + [("failed_at", "TIMESTAMPTZ NOT NULL")]
-    return [
-        create_schema(state_schema),
-        # distributed on the key: one target's tombstones would all sit on one slice
-        _create_table(sql.Identifier(state_schema, TOMBSTONES), tombstones, ["target", "key"], distribution, "key"),
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)").format(
-            sql.Identifier(state_schema, DEAD_LETTERS),
-            sql.SQL(",\n    ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in letters)),
-    ]

@@ -5,17 +5,20 @@ temporary table lives exactly as long as the call), and returns each statement's
 It raises ``TransientSinkError`` when retrying the batch can succeed, ``FailedStatementError``
 (naming the statement, and its position in the call) when the database refused a statement,
 and ``SinkError`` for any other terminal failure. A trial (``rollback=True``) runs the same way
-and then rolls everything back: it tells whether the statements would pass, writing nothing. ``data_api.DataApiTransport`` is the production one;
+and then rolls everything back: it tells whether the statements would pass, writing nothing.
+``query`` runs one statement with named parameters (listing dead letters, reading the catalog)
+and returns its rows. ``data_api.DataApiTransport`` is the production one;
 the test suite runs the same statement lists on PostgreSQL through a psycopg transport.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from router.sink import SinkError, TransientSinkError
+from sinks.sql.sink import QueryResult
 
 MAX_STATEMENTS = 40           # statements per BatchExecuteStatement call (the API's SqlList limit)
 MAX_STATEMENT_BYTES = 100_000  # the Data API refuses a query string larger than 100 KB
@@ -33,6 +36,9 @@ class Transport(Protocol):
                 rollback: bool = False) -> list[int]:
         """Run ``statements`` in one transaction; their row counts. ``deadline``: ``time.monotonic()``.
         ``rollback``: a trial, rolled back whatever happens."""
+
+    def query(self, statement: str, params: Mapping[str, Any], deadline: float | None = None) -> QueryResult:
+        """Run one statement whose ``:name`` placeholders take ``params``; its rows and row count."""
 
     def close(self) -> None:
         """Release clients or connections."""

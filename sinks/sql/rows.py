@@ -1,5 +1,5 @@
-"""What the SQL sinks share: the columns a route writes, the names of the state tables, the
-tombstone key of a target, the dead-letter row, and how a batch's counts become stats.
+"""What every SQL sink writes alike: the columns of a route, the names of the state tables, the
+tombstone key of a target row, the dead-letter row, and how a batch's counts become stats.
 
 The Postgres and Redshift sinks compose different statements from these pieces; keeping
 the pieces here is what makes the two write the same rows, tombstones and dead letters.
@@ -7,7 +7,10 @@ the pieces here is what makes the two write the same rows, tombstones and dead l
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from psycopg import sql
@@ -18,7 +21,6 @@ from router.records import is_sequence_number
 from router.sink import DELETE, Change, DeadLetter, RouteStats
 
 TOMBSTONES, DEAD_LETTERS = "tombstones", "dead_letters"
-PURGE_EVERY = 3600.0  # seconds between tombstone purges, per container
 
 
 def written_columns(route: Route) -> list[tuple[str, str]]:
@@ -28,12 +30,34 @@ def written_columns(route: Route) -> list[tuple[str, str]]:
 
 
 def target_name(route: Route) -> str:
-    """The target as one unambiguous string: the key of its tombstones."""
+    """The target as one unambiguous string: the ``target`` of its tombstones and dead letters."""
     return sql.Identifier(route.schema, route.table).as_string(None)
 
 
-def create_schema(schema: str) -> sql.Composed:
-    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+def tombstone_key(key: Sequence[Any]) -> str:
+    """A target row's key as its tombstones store it, on every SQL sink: a JSON array of texts.
+
+    Text, not an array column, because Redshift has none. Each value is spelled as PostgreSQL
+    prints it (plain digits, ``true``, times in UTC), so that the text[] keys the Postgres sink
+    kept before are converted to the same text by ``array_to_json``.
+    """
+    return json.dumps([_key_text(value) for value in key], ensure_ascii=False, separators=(",", ":"))
+
+
+def _key_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, Decimal)):
+        return format(Decimal(value), "f")
+    if isinstance(value, dt.datetime):  # as PostgreSQL prints it with TimeZone=UTC (the Postgres sink's setting)
+        moment = value.astimezone(dt.UTC) if value.tzinfo else value
+        fraction = f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else ""
+        return moment.strftime("%Y-%m-%d %H:%M:%S") + fraction + ("+00" if value.tzinfo else "")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return "\\x" + bytes(value).hex()
+    return str(value)
 
 
 def route_stats(changes: Sequence[Change], upserted: int, deleted: int) -> RouteStats:

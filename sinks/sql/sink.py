@@ -1,0 +1,110 @@
+"""The SQL sink base: what every SQL database's sink does alike.
+
+It owns the options every SQL sink takes (``schema``, ``state_schema``,
+``tombstone_retention_hours``), the targets' names, the state tables (tombstones with one
+key encoding, dead letters), when tombstones are purged, DDL from ``(column, type)`` pairs,
+the drift check, and listing and removing dead letters. A database's sink declares its
+``Dialect`` and provides its batch write (``apply``) and two ways to reach the database:
+``_run`` (statements in one transaction) and ``_query`` (one statement with named parameters).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from router.model import Route, SinkConfig
+from router.sink import Drift, Sink, StoredDeadLetter
+from sinks.sql import ddl, dead_letters, drift
+from sinks.sql.dialect import Dialect
+from sinks.sql.rows import TOMBSTONES, target_name
+
+PURGE_EVERY = 3600.0  # seconds between tombstone purges, per container
+RETENTION_HOURS = 48  # tombstones outlive the stream's 24 hours of records by a day
+OPTIONS: dict[str, Any] = {
+    "schema": {"type": "string", "empty": False, "default": "public"},
+    "state_schema": {"type": "string", "empty": False, "default": "cdc_router"},
+    "tombstone_retention_hours": {"type": "integer", "min": 24, "default": RETENTION_HOURS},
+}
+
+
+@dataclass
+class QueryResult:
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    rowcount: int = 0
+
+
+class SqlSink(Sink):
+    """Base of the SQL sinks; subclasses set ``dialect`` and implement ``apply``, ``_run`` and ``_query``."""
+
+    config_schema = OPTIONS
+    dialect: Dialect
+
+    def __init__(self, config: SinkConfig, routes: Sequence[Route] = ()):
+        super().__init__(config, routes)
+        self.state_schema: str = config.options.get("state_schema", "cdc_router")
+        self._targets = {r.name: target_name(r) for r in routes}
+        self._last_purge: float | None = None
+
+    # -- the database, as each sink reaches it ---------------------------------------------
+
+    def _run(self, statements: Sequence[tuple[str, str | None]]) -> None:
+        """Run ``(statement, route name or None)`` pairs in one transaction."""
+        raise NotImplementedError
+
+    def _query(self, statement: sql.Composed, params: dict[str, Any]) -> QueryResult:
+        """One statement; its rows (if any) and row count. Placeholders: ``dialect.placeholder``."""
+        raise NotImplementedError
+
+    # -- tombstone purge -------------------------------------------------------------------
+
+    def _purge_due(self) -> bool:
+        return self._last_purge is None or time.monotonic() - self._last_purge > PURGE_EVERY
+
+    def _purged(self) -> None:
+        self._last_purge = time.monotonic()
+
+    def purge_before(self, now: dt.datetime) -> dt.datetime:
+        """Tombstones deleted before this moment may go: the stream can no longer replay their rows."""
+        return now - dt.timedelta(hours=self.config.options.get("tombstone_retention_hours", RETENTION_HOURS))
+
+    def purge_statement(self, before: sql.Composable) -> sql.Composed:
+        return sql.SQL('DELETE FROM {} WHERE "deleted_at" < {}').format(
+            sql.Identifier(self.state_schema, TOMBSTONES), before)
+
+    # -- DDL and drift ---------------------------------------------------------------------
+
+    def ddl(self, route: Route) -> list[str]:
+        return [statement.as_string(None) for statement in ddl.route_ddl(route, self.dialect)]
+
+    def state_ddl(self) -> list[str]:
+        return [statement.as_string(None) for statement in ddl.state_ddl(self.state_schema, self.dialect)]
+
+    def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
+        """Create the state tables and the target tables of ``routes`` (default: all of this sink's)."""
+        statements: dict[str, str | None] = dict.fromkeys(self.state_ddl())
+        for route in routes or self.routes:
+            statements.update({s: route.name for s in self.ddl(route) if s not in statements})
+        self._run(list(statements.items()))
+
+    def check(self, route: Route) -> list[Drift]:
+        """How the route's live target table differs from the route; empty when it matches."""
+        return drift.differences(route, self._live_table(route), self.dialect)
+
+    def _live_table(self, route: Route) -> drift.LiveTable | None:
+        """The catalog's view of the route's target table, or None when there is no such table."""
+        raise NotImplementedError
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    def dead_letters(self, routes: Sequence[str] = (), limit: int | None = None) -> list[StoredDeadLetter]:
+        query = dead_letters.select_query(self.state_schema, self.dialect, routes, limit)
+        return [dead_letters.stored(row) for row in self._query(*query).rows]
+
+    def remove_dead_letters(self, ids: Sequence[int]) -> int:
+        return self._query(*dead_letters.delete_query(self.state_schema, self.dialect, ids)).rowcount if ids else 0
