@@ -172,18 +172,20 @@ def run(config: Path | None, endpoint_url: str | None, region: str | None, start
     every batch, so a restart resumes where it stopped. Ctrl-C stops after the current batch.
     """
     import boto3
+    from botocore.config import Config
 
     from handlers.render import batch_line
     from operations.checkpoints import PostgresCheckpoints
+    from router.retry import AWS_STANDARD
 
     loaded = load_config(config)
     pipeline = pipeline_for(loaded)
     try:
         checkpoints = PostgresCheckpoints(_checkpoint_sink(loaded, pipeline))  # type: ignore[arg-type]
         checkpoints.create()
-        session = boto3.session.Session(region_name=region)
-        runner = StreamRunner(pipeline, session.client("dynamodbstreams", endpoint_url=endpoint_url),
-                              session.client("dynamodb", endpoint_url=endpoint_url), checkpoints,
+        session, retries = boto3.session.Session(region_name=region), Config(retries=AWS_STANDARD)
+        runner = StreamRunner(pipeline, session.client("dynamodbstreams", endpoint_url=endpoint_url, config=retries),
+                              session.client("dynamodb", endpoint_url=endpoint_url, config=retries), checkpoints,
                               start=start, batch_size=batch_size, poll_interval=poll_interval,
                               on_batch=lambda report: console.print(batch_line(report)))
         stop = threading.Event()

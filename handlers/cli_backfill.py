@@ -49,12 +49,17 @@ class _Aws:
 
     def __init__(self, region: str | None, endpoint_url: str | None, table_name: str):
         import boto3
+        from botocore.config import Config
 
         from operations.handover import source_table
+        from router.retry import AWS_STANDARD
+        from sources.scan import SCAN_RETRIES
 
         self.session = boto3.session.Session(region_name=region)
-        self.dynamodb = self.session.client("dynamodb", endpoint_url=endpoint_url)
-        self.streams = self.session.client("dynamodbstreams", endpoint_url=endpoint_url)
+        # botocore alone retries (router.retry): adaptive for the Scan's reads, standard for the rest
+        self.dynamodb = self.session.client("dynamodb", endpoint_url=endpoint_url, config=Config(retries=SCAN_RETRIES))
+        self.streams = self.session.client("dynamodbstreams", endpoint_url=endpoint_url,
+                                           config=Config(retries=AWS_STANDARD))
         self.table = source_table(self.dynamodb, table_name)
 
     @property

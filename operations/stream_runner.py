@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from router.log import logger
 from router.pipeline import BatchResult, Pipeline
+from router.retry import RetryPolicy
 from sources.dynamodb_streams import lambda_record
 from sources.shards import Shard, describe_shards, readable
 
@@ -81,11 +82,12 @@ class StreamRunner:
     def __init__(self, pipeline: Pipeline, streams: Any, dynamodb: Any, checkpoints: Checkpoints, *,
                  start: str = "trim_horizon", batch_size: int = 100, poll_interval: float = 1.0,
                  max_retries: int = 5, on_batch: Callable[[BatchReport], None] | None = None):
+        """``max_retries``: how often a batch that failed transiently is tried again (``router.retry``)."""
         if start not in START_POSITIONS:
             raise ValueError(f"invalid start {start!r} (allowed: {', '.join(START_POSITIONS)})")
         self.pipeline, self.streams, self.dynamodb, self.checkpoints = pipeline, streams, dynamodb, checkpoints
         self.start, self.batch_size = START_POSITIONS[start], min(max(batch_size, 1), MAX_BATCH)
-        self.poll_interval, self.max_retries = poll_interval, max_retries
+        self.poll_interval, self.retry = poll_interval, RetryPolicy(attempts=max_retries + 1, first_pause=0.2)
         self.on_batch = on_batch or (lambda report: None)
         self._streams: list[_Stream] | None = None
 
@@ -193,13 +195,14 @@ class StreamRunner:
             stream.attempts.pop(shard.shard_id, None)
             return True
         attempts = stream.attempts[shard.shard_id] = stream.attempts.get(shard.shard_id, 0) + 1
-        if not failure.transient or attempts > self.max_retries:
+        pause = self.retry.pause(attempts) if failure.transient else None
+        if pause is None:
             raise StreamError(f"table {stream.table}, {shard.shard_id}: {failure.reason} (position saved; "
                               f"the next run starts again from SequenceNumber {_sequence(records[failure.index])})")
         stream.retry_at[shard.shard_id] = _sequence(records[failure.index])
         logger.warning("batch failed; retrying", extra={"table": stream.table, "shard": shard.shard_id,
                                                          "attempt": attempts, "error": failure.reason})
-        stop.wait(min(2.0 ** attempts * 0.1, 10.0))
+        stop.wait(pause)  # the other shards are read after this one's pause: the runner is one thread
         return False
 
 

@@ -4,7 +4,9 @@ Each segment (``Segment``/``TotalSegments``) is a slice of the key space read wi
 ``ExclusiveStartKey``; a page's position is its ``LastEvaluatedKey``. Reads share one
 ``RateLimiter``: a fraction of the table's provisioned read capacity (measured with
 ``ReturnConsumedCapacity``), or a number of items per second for on-demand tables.
-Throttling left over after botocore's own retries is backed off here, with jitter.
+Throttling is retried by botocore alone: the client that reads is made with ``SCAN_RETRIES``
+(adaptive mode: backoff with jitter and a client-side rate limit, a bounded number of tries);
+nothing here retries on top of it (``router.retry``).
 https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html#Scan.ParallelScan
 """
 
@@ -17,11 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from router.retry import AWS_ADAPTIVE
 from sources.pages import Page
 
-THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded")
+SCAN_RETRIES = AWS_ADAPTIVE  # the ``Config(retries=...)`` of the DynamoDB client a Scan reads with
 MAX_SEGMENTS = 1_000_000  # DynamoDB's limit for TotalSegments
 
 
@@ -85,8 +86,7 @@ class ScanSource:
     """``segments`` Scan segments of ``table``; their names (``"3/8"``) carry the total."""
 
     def __init__(self, dynamodb: Any, table: str, segments: int = 4, *, consistent_read: bool = False,
-                 page_size: int = 1000, limiter: RateLimiter | None = None, max_retries: int = 8,
-                 sleep: Callable[[float], None] = time.sleep, estimated_items: int | None = None):
+                 page_size: int = 1000, limiter: RateLimiter | None = None, estimated_items: int | None = None):
         if not 1 <= segments <= MAX_SEGMENTS:
             raise ValueError(f"segments must be between 1 and {MAX_SEGMENTS}, not {segments}")
         self.dynamodb, self.table = dynamodb, table
@@ -95,7 +95,6 @@ class ScanSource:
         self.estimated_items = estimated_items
         self.consistent_read, self.page_size = consistent_read, page_size
         self.limiter = limiter or RateLimiter(None)
-        self.max_retries, self.sleep = max_retries, sleep
 
     def read(self, segment: str, position: Any) -> Iterator[Page]:
         index, total = (int(part) for part in segment.split("/"))
@@ -107,23 +106,12 @@ class ScanSource:
             if start is not None:
                 request["ExclusiveStartKey"] = start
             self.limiter.wait()
-            page = self._scan(request)
+            page = self.dynamodb.scan(**request)
             self.limiter.spend(page, self.consistent_read)
             start = page.get("LastEvaluatedKey")
             yield Page(segment, page.get("Items", []), encode_key(start), finished=start is None)
             if start is None:
                 return
-
-    def _scan(self, request: dict[str, Any]) -> dict[str, Any]:
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self.dynamodb.scan(**request)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in THROTTLED or attempt == self.max_retries:
-                    raise
-            # full jitter (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/)
-            self.sleep(random.uniform(0, min(20.0, 0.2 * 2 ** attempt)))
-        raise AssertionError("unreachable")
 
 
 def encode_key(key: dict[str, Any] | None) -> dict[str, Any] | None:

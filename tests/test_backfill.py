@@ -9,16 +9,18 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from conftest import EMPLOYEES
 from factories import event, read_stream
 from moto import mock_aws
 from moto_tables import create_employees
 from replica import expected_rows, live_rows, scan
+from test_retry import Throttled
 
 from operations.assemble import load_config
 from operations.backfill import Backfill, BackfillError, BackfillResult, PageReport, SegmentState, route_pipeline
 from operations.backfill_checkpoints import PostgresBackfillCheckpoints
-from sources.scan import ScanSource
+from sources.scan import SCAN_RETRIES, ScanSource
 
 
 class Crash(Exception):
@@ -195,24 +197,20 @@ def test_a_different_segmentation_does_not_mix_with_saved_positions(setup: Setup
     assert setup.converged()
 
 
-def test_throttled_scans_back_off_and_go_on(setup: Setup) -> None:
+def test_throttled_scans_are_retried_by_botocore_and_go_on(setup: Setup) -> None:
     put(setup.dynamodb, range(1, 51))
-    throttled = {"left": 3}
+    # the backfill's client, as `cdc-router backfill` makes it: botocore retries throttling, nothing else does
+    setup.dynamodb = boto3.client("dynamodb", region_name="us-east-1", config=Config(retries=SCAN_RETRIES))
+    scans: list[bool] = []
 
-    def throttle(**kwargs: Any) -> Any:
-        """Answer a Scan with ProvisionedThroughputExceededException, past botocore's own retries."""
-        if throttled["left"]:
-            throttled["left"] -= 1
-            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
-            return type("Http", (), {"status_code": 400})(), error
-        return None
+    def throttle(request: Any, **kwargs: Any) -> Any:
+        """Answer the first three Scans with ProvisionedThroughputExceededException, as DynamoDB would."""
+        scans.append(len(scans) < 3)
+        return Throttled.response(request, "ProvisionedThroughputExceededException") if scans[-1] else None
 
-    setup.dynamodb.meta.events.register("before-call.dynamodb.Scan", throttle)
-    slept: list[float] = []
-    backfill = setup.backfill(segments=1)
-    backfill.source.sleep = slept.append  # type: ignore[attr-defined]
+    setup.dynamodb.meta.events.register("before-send.dynamodb.Scan", throttle)
 
-    assert backfill.run().items == 50
+    assert setup.backfill(segments=1).run().items == 50
 
-    assert len(slept) == 3 and throttled["left"] == 0
+    assert scans == [True, True, True, False]  # three throttled tries, then the one page, read once
     assert setup.converged()

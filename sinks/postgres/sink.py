@@ -20,12 +20,16 @@ from router.attrs import dumps_exact
 from router.log import logger
 from router.model import Route, SinkConfig
 from router.modes import Deletes
+from router.retry import RetryPolicy
 from router.sink import Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, SinkError
 from sinks.postgres import drift, statements
 from sinks.postgres.connection import Credentials, classify
 from sinks.sql.drift import LiveTable
 from sinks.sql.rows import dead_letter_row, route_stats
 from sinks.sql.sink import OPTIONS, QueryResult, SqlSink
+
+# A lost connection: one more try at once on a new one (router.retry: not when the Lambda deadline is near).
+RECONNECT = RetryPolicy(attempts=2, first_pause=0.0)
 
 
 class PostgresSink(SqlSink):
@@ -84,17 +88,19 @@ class PostgresSink(SqlSink):
 
     def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
         reused = self._conn is not None and not self._conn.closed
+
+        def lost(exc: Exception) -> bool:
+            # The connection died: mostly while the container was idle (a restart, a failover), else
+            # during this batch. Either its transaction was rolled back or, if only COMMIT's answer
+            # was lost, it committed; replaying the batch is idempotent, so retry once on a new one.
+            if not (isinstance(exc, psycopg.OperationalError) and reused and self._conn is not None
+                    and self._conn.broken):
+                return False
+            logger.warning("postgres connection lost; reconnecting and retrying once", extra={"sink": self.name})
+            return True
+
         try:
-            try:
-                return self._apply(batches)
-            except psycopg.OperationalError:
-                if not (reused and self._conn is not None and self._conn.broken):
-                    raise
-                # The connection died: mostly while the container was idle (a restart, a failover), else
-                # during this batch. Either its transaction was rolled back or, if only COMMIT's answer
-                # was lost, it committed; replaying the batch is idempotent, so retry once on a new one.
-                logger.warning("postgres connection lost; reconnecting and retrying once", extra={"sink": self.name})
-                return self._apply(batches)
+            return RECONNECT.call(lambda: self._apply(batches), lost)
         except psycopg.Error as exc:
             error = classify(exc, self.credentials)
         if isinstance(error, RejectedChangeError):

@@ -7,12 +7,14 @@ PICKED, STARTED, then FINISHED, FAILED or ABORTED, with one sub-statement per SQ
 ``Id`` ends in ``:N``) that carries the row count or the error. See
 https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_BatchExecuteStatement.html
 
-Failures are sorted by ``failures``: throttling is retried with the same ClientToken (a
-retried submission never runs twice), a serializable isolation violation (1023) reruns the
-transaction under a new token, both with exponential backoff and jitter; other failures
-are transient (the batch is retried by Lambda) or, by default, terminal. Waiting and
-retrying are bounded by the Lambda deadline (``router.deadline``) less a margin, so the
-batch is reported for retry before Lambda kills the function. A statement still running
+Failures are sorted by ``failures``. Throttling and dropped connections are retried by
+botocore alone, as ``router.retry.AWS_STANDARD`` says (a bounded number of tries; a retried
+request keeps its ClientToken, so a submission never runs twice); what is left of them is
+transient. A serializable isolation violation (1023) reruns the transaction under a new
+token, as ``RERUN`` (the one ``router.retry`` policy) allows; other failures are transient
+(the batch is retried by Lambda) or, by default, terminal. Waiting and rerunning are bounded
+by the Lambda deadline (``router.deadline``) less a margin, so the batch is reported for
+retry before Lambda kills the function. A statement still running
 then is cancelled, best effort: if it commits anyway, the retry's version guard makes the
 replay a no-op.
 
@@ -22,7 +24,6 @@ the transaction back: the trial passed when that last statement is the one that 
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from router.log import logger
+from router.retry import AWS_STANDARD, RetryPolicy
 from router.sink import SinkError, TransientSinkError
 from sinks.redshift import failures
 from sinks.redshift.failures import Outcome
@@ -40,7 +42,7 @@ from sinks.redshift.transport import Statement, statement_error
 from sinks.sql.sink import QueryResult
 
 POLL_FIRST, POLL_MAX = 0.05, 1.0        # seconds between DescribeStatement calls, doubling up to the max
-BACKOFF_BASE, BACKOFF_MAX = 0.2, 5.0    # seconds before retrying, doubling up to the max, with jitter
+RERUN = RetryPolicy(attempts=5, first_pause=0.2, max_pause=5.0, margin=0.0, jitter=0.5)  # margin: in ``until``
 DEADLINE_MARGIN = 3.0                   # seconds left to the Lambda to report the batch after giving up
 ROLLBACK = Statement("SELECT 1 / 0")    # a trial's last statement: its error rolls the transaction back
 
@@ -76,8 +78,7 @@ class DataApiTransport:
     @property
     def client(self) -> Any:
         if self._client is None:  # made on first use: building the pipeline needs no AWS region or credentials
-            # botocore's own retries cover dropped connections; throttling is retried below, within the deadline
-            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20)
+            config = Config(retries=AWS_STANDARD, connect_timeout=5, read_timeout=20)
             self._client = boto3.client("redshift-data", region_name=self._region, config=config)
         return self._client
 
@@ -85,17 +86,27 @@ class DataApiTransport:
                 rollback: bool = False) -> list[int]:
         until = self._until(deadline)
         sent = [*statements, ROLLBACK] if rollback else list(statements)
-        attempt = 0
-        while True:
+        tries = 0
+
+        def run() -> list[int]:
+            nonlocal tries
             if until <= self._clock():
                 raise TransientSinkError("redshift: too close to the Lambda deadline to start a statement; "
                                          "the batch will be retried")
-            try:
-                described = self._run(sent, until, rollback)
-                return _row_counts(described, len(statements))
-            except _Rerun as rerun:
-                self._back_off(attempt, until, rerun.error, "rerunning the transaction")
-                attempt += 1
+            tries += 1
+            return _row_counts(self._run(sent, until, rollback), len(statements))
+
+        def rerun(exc: Exception) -> bool:
+            if isinstance(exc, _Rerun):
+                logger.warning("redshift data api: rerunning the transaction",
+                               extra={"error": str(exc.error)[:300], "attempt": tries})
+            return isinstance(exc, _Rerun)
+
+        try:
+            return RERUN.call(run, rerun, sleep=self._sleep, clock=self._clock, until=until)
+        except _Rerun as failed:
+            raise TransientSinkError(f"{failed.error} (still failing at the deadline after {tries} attempt(s); "
+                                     "the batch will be retried)") from None
 
     def query(self, statement: str, params: Mapping[str, Any], deadline: float | None = None) -> QueryResult:
         """One ExecuteStatement (named parameters need it: BatchExecuteStatement takes none), polled to
@@ -106,12 +117,12 @@ class DataApiTransport:
         request: dict[str, Any] = {"Sql": statement, "StatementName": self.name, **self.target}
         if params:
             request["Parameters"] = [{"name": name, "value": str(value)} for name, value in params.items()]
-        statement_id = self._call("execute_statement", until, **request)["Id"]
+        statement_id = self._call("execute_statement", **request)["Id"]
         described = self._poll(statement_id, until, [Statement(statement)], rollback=False)
         rows: list[tuple[Any, ...]] = []
         token: dict[str, str] = {}
         while described.get("HasResultSet"):
-            page = self._call("get_statement_result", until, Id=statement_id, **token)
+            page = self._call("get_statement_result", Id=statement_id, **token)
             rows += [tuple(map(_field_value, record)) for record in page.get("Records", [])]
             if not page.get("NextToken"):
                 break
@@ -127,7 +138,7 @@ class DataApiTransport:
 
     def _run(self, statements: Sequence[Statement], until: float, rollback: bool) -> dict[str, Any]:
         """One transaction: submitted under a token of its own, polled to its end."""
-        submitted = self._call("batch_execute_statement", until, Sqls=[s.sql for s in statements],
+        submitted = self._call("batch_execute_statement", Sqls=[s.sql for s in statements],
                                ClientToken=self._new_token(), StatementName=self.name, **self.target)
         return self._poll(submitted["Id"], until, statements, rollback)
 
@@ -140,40 +151,24 @@ class DataApiTransport:
                 raise TransientSinkError(f"redshift: statement {statement_id} had not finished {self.margin:g}s "
                                          "before the Lambda deadline; cancelled, the batch will be retried")
             self._sleep(delay)
-            described = self._call("describe_statement", until, Id=statement_id)
+            described = self._call("describe_statement", Id=statement_id)
             if described["Status"] == "FINISHED":
                 return described
             if described["Status"] in ("FAILED", "ABORTED"):
                 return _failed(described, statements, rollback)
             delay = min(delay * 2, POLL_MAX)
 
-    def _call(self, operation: str, until: float, **params: Any) -> dict[str, Any]:
-        attempt = 0
-        while True:
-            try:
-                return getattr(self.client, operation)(**params)
-            except ClientError as exc:
-                error = exc.response.get("Error", {})
-                code, message = error.get("Code", "ClientError"), error.get("Message", "")
-                outcome = failures.of_exception(code)
-                refused = statement_error(None, f"Data API {operation} refused: {code}: {message}",
-                                          transient=outcome != Outcome.TERMINAL)
-                if outcome != Outcome.RETRY:
-                    raise refused from None
-            except BotoCoreError as exc:  # endpoint unreachable after botocore's retries
-                raise TransientSinkError(f"redshift: Data API {operation}: {type(exc).__name__}: {exc}") from None
-            self._back_off(attempt, until, refused, f"retrying {operation}")
-            attempt += 1
-
-    def _back_off(self, attempt: int, until: float, error: SinkError, doing: str) -> None:
-        """Sleep before attempt ``attempt + 1``, or give the batch up for retry when the deadline is too close."""
-        pause = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
-        if self._clock() + pause > until:
-            raise TransientSinkError(f"{error} (still failing at the deadline after {attempt + 1} "
-                                     "attempt(s); the batch will be retried)")
-        logger.warning("redshift data api: " + doing, extra={"error": str(error)[:300], "attempt": attempt + 1,
-                                                             "pause_s": pause})
-        self._sleep(pause)
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """One Data API call, which botocore has retried as far as ``AWS_STANDARD`` allows."""
+        try:
+            return getattr(self.client, operation)(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", "ClientError"), error.get("Message", "")
+            raise statement_error(None, f"Data API {operation} refused: {code}: {message}",
+                                  transient=failures.of_exception(code) != Outcome.TERMINAL) from None
+        except BotoCoreError as exc:  # endpoint unreachable after botocore's retries
+            raise TransientSinkError(f"redshift: Data API {operation}: {type(exc).__name__}: {exc}") from None
 
     def _cancel(self, statement_id: str) -> None:
         try:
