@@ -1,4 +1,4 @@
-"""Assembly: the product's sink types and DynamoDB Streams parser handed to the core.
+"""Assembly: the product's sink types and Lambda event parser (DynamoDB Streams and Kinesis) handed to the core.
 
 The core (``router``) names no source or sink implementation; entry points and
 operations build configs, sinks and pipelines through these functions.
@@ -14,7 +14,7 @@ from router.model import Config, Route
 from router.pipeline import Parser, Pipeline
 from router.sink import Sink, SinkTypes
 from sinks.registry import SINK_TYPES
-from sources.dynamodb_streams import parse_event
+from sources.lambda_events import parse_event
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None,

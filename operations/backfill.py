@@ -23,6 +23,7 @@ from operations.assemble import pipeline_for
 from router.attrs import dumps_exact, to_python
 from router.errors import BackfillError
 from router.model import Config, Route
+from router.modes import SourceKind
 from router.pipeline import Pipeline
 from router.records import ChangeRecord
 from router.sink import RouteStats
@@ -71,7 +72,8 @@ def insert_record(index: int, table: str, key_names: Sequence[str], item: dict[s
     """An item as a stream INSERT of version 0, with no SequenceNumber (dead letters keep it NULL)."""
     keys = {name: item[name] for name in key_names if name in item}
     raw = {"eventName": "INSERT", "eventSource": BACKFILL, "dynamodb": {"Keys": keys, "NewImage": item}}
-    return ChangeRecord(index, raw, table, event_name="INSERT", keys=keys, new_image=item, version=0)
+    return ChangeRecord(index, raw, table, event_name="INSERT", keys=keys, new_image=item, version=0,
+                        source=SourceKind.BACKFILL)
 
 
 def route_pipeline(config: Config, route: Route) -> Pipeline:

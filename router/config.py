@@ -18,6 +18,8 @@ import yaml
 
 from router import yamlfile
 from router.config_errors import Errors, tree_errors
+from router.config_sources import SCHEMA as SOURCE_SCHEMA
+from router.config_sources import build_version, check_agreement
 from router.errors import CastError, ConfigError
 from router.limits import fit_type
 from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, Filter, Route, SinkConfig
@@ -37,6 +39,7 @@ COLUMN_SCHEMA = {
     "fallback": {"nullable": True},
 }
 ROUTE_SCHEMA = {
+    **SOURCE_SCHEMA,  # kinesis, version
     "source": {**_STRING, "required": True},
     "sink": {**_STRING, "required": True},
     "table": {**_STRING, "required": True},
@@ -152,6 +155,7 @@ def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], errors:
             if route is not None:
                 routes[name] = route
     _check_shared_targets(routes, sinks, errors)
+    check_agreement(routes, errors)
     return routes
 
 
@@ -189,13 +193,16 @@ class _RouteBuilder:
             if extras in (entry.get("columns") or {}) or extras in RESERVED_COLUMNS:
                 self.errors.add(self.path + ("extras",), f"{extras!r} is already a column of this route")
         route_filter = self._filter(entry.get("filter")) if self._valid("filter") else None
-        if self.errors.has_under(self.path):
+        version = None
+        if not self.errors.has_under(self.path + ("kinesis",)) and not self.errors.has_under(self.path + ("version",)):
+            version = build_version(entry, self.path, self.errors)
+        if self.errors.has_under(self.path) or version is None:
             return None
         return Route(
             name=self.name, source=entry["source"], sink=entry["sink"], schema=schema, table=table,
             key=tuple(key), columns=tuple(c for c in columns if c is not None), extras=extras,
             deletes=Deletes(entry["deletes"]), on_error=OnError(entry["on_error"]), filter=route_filter,
-            log_records=entry["log_records"],
+            log_records=entry["log_records"], kinesis=entry.get("kinesis"), version=version,
         )
 
     def _sink(self) -> SinkConfig | None:

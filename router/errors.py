@@ -48,5 +48,10 @@ class UnroutedRecordError(RecordError):
     """A record's source table has no route in the configuration."""
 
 
+class SourceMismatchError(RecordError):
+    """A record came through another source (DynamoDB Streams or a Kinesis data stream) than its
+    table's routes name: a configuration error, never dead-lettered."""
+
+
 class BackfillError(Exception):
     """A backfill cannot start or go on (its source is unreadable, a check failed); positions saved so far stay valid."""

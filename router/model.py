@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from router.modes import Deletes, MergeStrategy, OnError, Unrouted
+from router.modes import Deletes, MergeStrategy, OnError, Unrouted, VersionSource
 from router.types import ColumnType
 
 VERSION_COLUMN = "_cdc_version"
@@ -38,6 +38,14 @@ class Filter:
 
 
 @dataclass(frozen=True)
+class VersionSpec:
+    """A route's ``version:``: where the number the version guard compares comes from."""
+
+    source: VersionSource = VersionSource.SEQUENCE_NUMBER
+    attribute: str | None = None   # with VersionSource.ATTRIBUTE
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     source: str                    # DynamoDB table name, as in the eventSourceARN
@@ -51,6 +59,8 @@ class Route:
     on_error: OnError = OnError.FAIL
     filter: Filter | None = None
     log_records: bool = False      # record bodies stay out of logs unless a route opts in
+    kinesis: str | None = None     # the Kinesis data stream that carries the source's changes (None: DynamoDB Streams)
+    version: VersionSpec = VersionSpec()
 
     @property
     def target(self) -> tuple[str, str]:

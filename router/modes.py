@@ -41,3 +41,19 @@ class Op(StrEnum):
     UPSERT = "u"
     DELETE = "d"
     KEEP = "k"   # a soft delete that keeps the values of an upsert before it (``Change.keeps_values``)
+
+
+class SourceKind(StrEnum):
+    """What delivered a change record."""
+
+    DYNAMODB_STREAMS = "dynamodb_streams"
+    KINESIS = "kinesis"                      # Kinesis Data Streams for DynamoDB
+    BACKFILL = "backfill"                    # a Scan or an export: version 0, below every stream version
+
+
+class VersionSource(StrEnum):
+    """Where a route's version comes from (``version:`` in tables.yaml); see ``router.versions``."""
+
+    SEQUENCE_NUMBER = "sequence_number"
+    APPROXIMATE_CREATION_TIME = "approximate_creation_time"
+    ATTRIBUTE = "attribute"

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.errors import InvalidEventError, RecordError, UnroutedRecordError
+from router.errors import InvalidEventError, RecordError, SourceMismatchError, UnroutedRecordError
 from router.log import logger
 from router.model import Config
 from router.modes import OnError, Unrouted
@@ -23,6 +23,7 @@ from router.records import ChangeRecord, is_sequence_number
 from router.reduce import reduce_changes
 from router.sink import Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, Sink, SinkError
 from router.transform import RouteTransform
+from router.versions import check_source
 
 
 @dataclass
@@ -147,6 +148,9 @@ class Pipeline:
                 return [], []
             raise UnroutedRecordError(f"no route for DynamoDB table {record.table!r} in {self.config.path} "
                                       f"(add a route with source: {record.table}, or set unrouted: skip)")
+        mismatch = check_source(record, routes[0].kinesis, routes[0].name)  # routes of a table agree on it
+        if mismatch is not None:
+            raise SourceMismatchError(f"{mismatch} (in {self.config.path})")
         changes: list[Change] = []
         dead_letters: list[DeadLetter] = []
         for route in routes:

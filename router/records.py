@@ -11,6 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from router.modes import SourceKind
+
 EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -31,6 +33,9 @@ class ChangeRecord:
     created: float | None = None   # ApproximateCreationDateTime, epoch seconds
     event_id: str | None = None
     error: str | None = None
+    source: SourceKind = SourceKind.DYNAMODB_STREAMS
+    stream: str | None = None      # the Kinesis data stream it came through
+    created_us: int | None = None  # ApproximateCreationDateTime in exact epoch microseconds (Kinesis)
 
     @property
     def is_delete(self) -> bool:
@@ -43,6 +48,8 @@ class ChangeRecord:
     @property
     def where(self) -> str:
         """Where the record is, for messages: never its contents."""
+        if self.source == SourceKind.KINESIS:
+            return f"record {self.index} (table {self.table}, Kinesis sequenceNumber {self.sequence_number})"
         return f"record {self.index} (table {self.table}, SequenceNumber {self.sequence_number})"
 
 

@@ -19,6 +19,7 @@ from router.modes import Deletes
 from router.records import ChangeRecord
 from router.sink import DELETE, UPSERT, Change
 from router.types import INT_RANGES, ColumnType, parse_type
+from router.versions import version_reader
 
 _EXTRAS_TYPE = parse_type("jsonb")
 
@@ -30,6 +31,7 @@ class RouteTransform:
         self.key_columns = route.key_columns
         self.mapped = frozenset(c.path[0] for c in route.columns)
         self.readers = tuple((column.name, _reader(column)) for column in route.columns)
+        self.version = version_reader(route.version)  # the number the guard compares (route's version:)
 
     def __call__(self, record: ChangeRecord) -> Change | None:
         if record.is_delete:
@@ -43,7 +45,7 @@ class RouteTransform:
         row = {name: read(image) for name, read in self.readers}
         if self.route.extras is not None:
             row[self.route.extras] = self._extras(image)
-        return Change(self.route, UPSERT, self._key(row), row, record.version, record)
+        return Change(self.route, UPSERT, self._key(row), row, self.version(record), record)
 
     def _left_filter(self, record: ChangeRecord) -> Change | None:
         """The new image is not for this route; if the item may have been, its row must go.
@@ -73,7 +75,7 @@ class RouteTransform:
                 raise RecordError(f"REMOVE record has no {column.source!r} for key column {column.name!r}: key columns "
                                   "must come from the table's key attributes (or use a NEW_AND_OLD_IMAGES stream)")
             row[column.name] = _value(column, image)
-        return Change(self.route, DELETE, self._key(row), row, record.version, record)
+        return Change(self.route, DELETE, self._key(row), row, self.version(record), record)
 
     def _key(self, row: dict[str, Any]) -> tuple[Any, ...]:
         key = tuple([row[name] for name in self.route.key])

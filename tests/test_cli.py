@@ -220,7 +220,7 @@ def test_replay_reports_a_failed_record_and_exits_1(employees: Path, tmp_path: P
 @pytest.mark.parametrize("content, error", [
     ("{not json", "error: {path}: not valid JSON (Expecting property name enclosed in double quotes: "
                   "line 1 column 2 (char 1))\n"),
-    ('{"Items": []}', "error: not a DynamoDB Streams event: expected an object with a 'Records' list, got keys "
+    ('{"Items": []}', "error: not a DynamoDB Streams or Kinesis event: expected an object with a 'Records' list, got keys "
                       "['Items']\n"),
 ])
 def test_replay_of_something_that_is_not_an_event(employees: Path, tmp_path: Path, content: str, error: str) -> None:

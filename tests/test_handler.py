@@ -48,7 +48,7 @@ def test_saved_event_replicates_and_the_pipeline_is_built_once(pg: Any, lambda_h
 ])
 def test_an_event_that_is_not_a_stream_batch_raises_a_clear_error(pg: Any, lambda_handler: Any, bad_event: Any) -> None:
     module = lambda_handler(pg)
-    with pytest.raises(InvalidEventError, match="not a DynamoDB Streams event"):
+    with pytest.raises(InvalidEventError, match="not a DynamoDB Streams or Kinesis event"):
         module.handler(bad_event, None)
 
 
