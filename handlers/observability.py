@@ -25,9 +25,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import EphemeralMetrics, Metrics, MetricUnit
 
 from router.log import logger
-from router.model import Config
+from router.model import Config, Route
 from router.pipeline import BatchResult
 from sources.dynamodb_streams import table_from_arn
+from sources.kinesis import stream_from_arn
 
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CdcRouter")
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "cdc-router")
@@ -51,16 +52,28 @@ def start_batch(event: Any, context: Any, config: Config) -> None:
     records = event.get("Records") if isinstance(event, dict) else None
     records = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
     stream = records[0].get("eventSourceARN") if records else None
-    bodies = [r.get("dynamodb") for r in records]  # a malformed record must not break the logging
-    numbers = [b.get("SequenceNumber") for b in bodies if isinstance(b, dict)]
+    numbers = [_sequence_number(r) for r in records]  # a malformed record must not break the logging
     numbers = [n for n in numbers if isinstance(n, str)]
-    table, _ = table_from_arn(stream)
     logger.append_keys(
         request_id=getattr(context, "aws_request_id", None), stream=stream,
-        route=",".join(r.name for r in config.routes_for(table)) if table else None,
+        route=",".join(r.name for r in _routes_of(stream, config)) or None,
         sequence_numbers=f"{numbers[0]}-{numbers[-1]}" if numbers else None,
     )
     metrics.add_metric(name="BatchRecords", unit=MetricUnit.Count, value=len(records))
+
+
+def _sequence_number(record: dict[str, Any]) -> Any:
+    body = record.get("kinesis") if "kinesis" in record else record.get("dynamodb")
+    return body.get("sequenceNumber" if "kinesis" in record else "SequenceNumber") if isinstance(body, dict) else None
+
+
+def _routes_of(stream_arn: Any, config: Config) -> list[Route]:
+    """The routes a stream feeds: its table's (DynamoDB Streams), or those naming it (Kinesis)."""
+    table, _ = table_from_arn(stream_arn)
+    if table is not None:
+        return list(config.routes_for(table))
+    name, _ = stream_from_arn(stream_arn)
+    return [route for route in config.routes.values() if name is not None and route.kinesis == name]
 
 
 def publish(result: BatchResult, config: Config) -> None:
