@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from handlers import sam_kinesis
 from handlers import sam_resources as res
 from handlers.sam_settings import EnvReference, Settings
 from operations.assemble import load_config
@@ -39,14 +40,16 @@ def render(config_path: str | os.PathLike[str], settings: Settings = Settings())
     """The template as a dict (intrinsic functions in their long form: ``{"Ref": ...}``)."""
     text = Path(config_path).read_text(encoding="utf-8")
     raw = yamlfile.read(text, environ={}).raw or {}
-    names = _Names(res.FIXED_NAMES)
+    names = _Names(res.FIXED_NAMES + sam_kinesis.FIXED_NAMES)
     refs = _env_references(text, raw, names)
     config = load_deployable(config_path, refs.values())
-    sources = sorted(config.routes_by_source)
-    triggers = {source: names.take(source, "Stream") for source in sources}
+    triggers = {source: names.take(source, "Stream") for source in sam_kinesis.dynamodb_sources(config)}
+    kinesis = {stream: names.take(stream, "Stream") for stream in sam_kinesis.kinesis_streams(config)}
     alarms = {route: names.take(route, "Route") for route in config.routes}
     secrets = _secret_resources(raw, config, refs)
-    return res.template(settings, triggers, alarms, refs.values(), secrets)
+    template = res.template(settings, triggers, alarms, refs.values(), secrets)
+    sam_kinesis.add_kinesis(template, kinesis, config)  # one trigger per Kinesis data stream
+    return template
 
 
 def load_deployable(config_path: str | os.PathLike[str], refs: Iterable[EnvReference] | None = None) -> Config:
