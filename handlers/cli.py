@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.text import Text
@@ -19,7 +20,8 @@ from handlers import cli_backfill, cli_deploy  # noqa: F401  (register backfill,
 from handlers.cli_app import app, command, select_routes
 from handlers.cli_support import console, stop_on_signals
 from operations.assemble import build_sinks, load_config, pipeline_for
-from operations.stream_runner import START_POSITIONS, StreamError, StreamRunner
+from operations.runners import build_runners, parse_start, run_all
+from operations.stream_runner import START_POSITIONS, StreamError
 from router.errors import InvalidEventError
 from router.model import Config, Route
 from router.pipeline import Pipeline
@@ -154,10 +156,10 @@ def replay(config: Path | None, event_file: Path, dry_run: bool, debug: bool) ->
 
 
 @command
-@click.option("--endpoint-url", help="DynamoDB and Streams endpoint (DynamoDB Local, a moto server).")
+@click.option("--endpoint-url", help="DynamoDB, Streams and Kinesis endpoint (DynamoDB Local, a moto server).")
 @click.option("--region", help="AWS region [default: from the AWS config].")
-@click.option("--from", "start", type=click.Choice(list(START_POSITIONS)), default="trim_horizon", show_default=True,
-              help="Where a shard without a checkpoint starts.")
+@click.option("--from", "start", default="trim_horizon", show_default=True, metavar="|".join(START_POSITIONS) + "|TIME",
+              help="Where a shard without a checkpoint starts; a TIME (ISO-8601) for Kinesis data streams only.")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Records per GetRecords call.")
 @click.option("--poll-interval", type=click.FloatRange(0), default=1.0, show_default=True,
@@ -178,21 +180,25 @@ def run(config: Path | None, endpoint_url: str | None, region: str | None, start
     from operations.checkpoints import PostgresCheckpoints
     from router.retry import AWS_STANDARD
 
+    try:
+        starting = parse_start(start)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from") from None
     loaded = load_config(config)
     pipeline = pipeline_for(loaded)
     try:
         checkpoints = PostgresCheckpoints(_checkpoint_sink(loaded, pipeline))  # type: ignore[arg-type]
         checkpoints.create()
-        session, retries = boto3.session.Session(region_name=region), Config(retries=AWS_STANDARD)
-        runner = StreamRunner(pipeline, session.client("dynamodbstreams", endpoint_url=endpoint_url, config=retries),
-                              session.client("dynamodb", endpoint_url=endpoint_url, config=retries), checkpoints,
-                              start=start, batch_size=batch_size, poll_interval=poll_interval,
-                              on_batch=lambda report: console.print(batch_line(report)))
+        session: Any = boto3.session.Session(region_name=region)  # clients by a name known at run time
+        retries = Config(retries=AWS_STANDARD)
+        runners = build_runners(pipeline, lambda name: session.client(name, endpoint_url=endpoint_url, config=retries),
+                                checkpoints, starting, on_batch=lambda report: console.print(batch_line(report)),
+                                batch_size=batch_size, poll_interval=poll_interval)
         stop = threading.Event()
         console.print(f"reading the streams of {', '.join(sorted({r.source for r in loaded.routes.values()}))}"
                       + ("" if until_idle else " (Ctrl-C stops after the current batch)"))
         with stop_on_signals(stop):
-            applied = runner.run(stop, until_idle=until_idle)
+            applied = run_all(runners, stop, until_idle, poll_interval)
         console.print(f"{'stopped' if stop.is_set() else 'caught up'}: {applied} record(s) applied; "
                       f"positions saved in {checkpoints.table.as_string(None)}")
     finally:

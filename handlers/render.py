@@ -17,6 +17,7 @@ from rich.text import Text
 from operations.stream_runner import BatchReport
 from router.attrs import dumps_exact
 from router.model import MISSING, Route
+from router.modes import SourceKind
 from router.sink import Drift, RouteBatch, RouteStats
 
 if TYPE_CHECKING:
@@ -100,15 +101,16 @@ def batch_table(batch: RouteBatch) -> Table:
 
 def batch_line(report: BatchReport) -> Text:
     """``Employees shardId-...: 3 records (SequenceNumber a..b): employees upserted 2, deleted 1``"""
-    records = report.records
-    first, last = records[0]["dynamodb"]["SequenceNumber"], records[-1]["dynamodb"]["SequenceNumber"]
+    records = report.result.records  # parsed: DynamoDB Streams or Kinesis alike
+    first, last = records[0].sequence_number, records[-1].sequence_number
+    label = "Kinesis sequenceNumber" if records[0].source == SourceKind.KINESIS else "SequenceNumber"
     counts = "; ".join(
         f"{route} " + ", ".join(f"{name.replace('_', '-')} {getattr(stats, name)}"
                                 for name in STAT_NAMES if getattr(stats, name))
         for route, stats in report.result.stats.items() if any(getattr(stats, n) for n in STAT_NAMES))
     numbers = first if first == last else f"{first}..{last}"
     line = Text(f"{report.table} {report.shard_id}: {len(records)} record{'s' if len(records) != 1 else ''} "
-                f"(SequenceNumber {numbers}): {counts or 'nothing to write'}")
+                f"({label} {numbers}): {counts or 'nothing to write'}")
     if report.result.failure is not None:
         line.append(f" -- stopped at record {report.result.failure.index}: {report.result.failure.reason}",
                     style="red")

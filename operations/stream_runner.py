@@ -118,7 +118,8 @@ class StreamRunner:
     # -- discovery ------------------------------------------------------------------------
 
     def _discover(self) -> list[_Stream]:
-        tables = sorted({route.source for route in self.pipeline.config.routes.values()})
+        routes = self.pipeline.config.routes.values()  # tables with kinesis: are operations.kinesis_runner's
+        tables = sorted({route.source for route in routes if route.kinesis is None})
         return [_Stream(table, self._stream_arn(table)) for table in tables]
 
     def _stream_arn(self, table: str) -> str:
