@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TYPES = ("text, varchar(n), smallint, integer, bigint, numeric[(p[,s])], real, double precision, boolean, date, "
          "timestamp, timestamptz, uuid, json, jsonb, bytea, or an array of a scalar type such as text[]")
 QUOTE_HINT = '(quote values with [ ] { } : # in them, e.g. type: "text[]")'
-ROUTE_KEYS = "columns, deletes, extras, filter, key, log_records, on_error, sink, source, table"
+ROUTE_KEYS = "columns, deletes, extras, filter, key, kinesis, log_records, on_error, sink, source, table, version"
 COLUMN_KEYS = "default, fallback, from, type"
 
 
