@@ -216,13 +216,16 @@ def _checkpoint_sink(config: Config, pipeline: Pipeline) -> Sink:
 
 
 @command
-def demo(config: Path | None, debug: bool) -> None:
+@click.option("--kinesis", is_flag=True, help="Send the changes through a Kinesis data stream (moto), shuffled "
+                                               "and duplicated, ordered by approximate_creation_time.")
+def demo(config: Path | None, kinesis: bool, debug: bool) -> None:
     """Replicate the reference article's put, update and delete locally.
 
     DynamoDB runs in-process (moto); PostgreSQL is $DATABASE_URL, else a server on
     127.0.0.1:5432, else an embedded one (pip install 'cdc-router[embedded]').
     """
     from handlers.demo import DEMO_SCHEMA, Demo
+    from handlers.demo_kinesis import STREAM, KinesisDemo
     from handlers.local_postgres import find_postgres
     from handlers.render import step_renderables
 
@@ -230,9 +233,12 @@ def demo(config: Path | None, debug: bool) -> None:
     with find_postgres() as postgres:
         console.print(f"PostgreSQL: {postgres.source} ({postgres.shown})")
         loaded = load_config(config, environ={**os.environ, "DATABASE_URL": postgres.url})
-        with Demo(loaded, postgres.url) as session:
+        with (KinesisDemo if kinesis else Demo)(loaded, postgres.url) as session:
             console.print(f"DynamoDB: in-process moto; tables {', '.join(session.sources)} with streams; "
                           f"target tables in schema {DEMO_SCHEMA}")
+            if kinesis:
+                console.print(f"Kinesis: in-process moto; every change put into the data stream {STREAM!r} twice, "
+                              "newest first, as Kinesis may deliver them; routes ordered by approximate_creation_time")
             for step in session.steps():
                 console.rule(Text(step.title), align="left")
                 console.print(*step_renderables(step), sep="\n")

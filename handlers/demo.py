@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from boto3.dynamodb.types import TypeSerializer
@@ -81,6 +81,8 @@ def _attribute_type(base: str) -> str:
 class Demo:
     """Set up on enter, torn down on exit; ``steps`` performs the walkthrough."""
 
+    stream_view: Literal["NEW_IMAGE", "NEW_AND_OLD_IMAGES"] = "NEW_IMAGE"
+
     def __init__(self, config: Config, dsn: str):
         self.config = demo_config(config, dsn)
         self.dsn = dsn
@@ -119,7 +121,7 @@ class Demo:
         checkpoints.create()
         for source, route in {r.source: r for r in reversed(list(self.config.routes.values()))}.items():
             self.dynamodb.create_table(TableName=source, BillingMode="PAY_PER_REQUEST", **key_schema(route),
-                                       StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+                                       StreamSpecification={"StreamEnabled": True, "StreamViewType": self.stream_view})
         self.runner = StreamRunner(self.pipeline, boto3.client("dynamodbstreams", region_name=REGION),
                                    self.dynamodb, checkpoints, batch_size=100)
 
