@@ -23,7 +23,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sizes = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny batches and tables")
-    parser.add_argument("--routes", type=lambda t: t.split(","), default=["employees", "wide"])
+    parser.add_argument("--routes", type=lambda t: t.split(","), default=["employees", "kinesis", "wide"],
+                        help="kinesis: the employees route's changes through Kinesis Data Streams")
     parser.add_argument("--batch-sizes", type=sizes, default=[100, 1_000, 10_000])
     parser.add_argument("--prefill", type=sizes, default=[0, 100_000, 1_000_000], help="rows already in the table")
     parser.add_argument("--records", type=int, default=30_000, help="records per measurement (at least 3 batches)")

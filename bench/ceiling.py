@@ -26,7 +26,7 @@ from router.model import Route
 from router.reduce import reduce_changes
 from router.sink import DELETE
 from router.transform import RouteTransform
-from sources.dynamodb_streams import parse_event
+from sources.lambda_events import parse_event  # DynamoDB Streams and Kinesis events alike
 
 Rows = list[tuple[Any, ...]]
 

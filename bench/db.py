@@ -19,6 +19,7 @@ from psycopg import sql
 from bench.workload import Workload
 from router.attrs import dumps_exact
 from router.model import VERSION_COLUMN, Config, Route
+from router.modes import SourceKind
 from router.records import ChangeRecord
 from router.transform import RouteTransform
 from sinks.postgres import PostgresSink, statements
@@ -46,7 +47,8 @@ def transformed_rows(route: Route, workload: Workload, count: int, seed: int = 1
     rows = []
     for i in range(1, count + 1):
         record = ChangeRecord(0, {}, workload.source, event_name="INSERT", keys=workload.keys(i),
-                              new_image=workload.item(i, rng, 0), sequence_number="1", version=1)
+                              new_image=workload.item(i, rng, 0), sequence_number="1", version=1,
+                              source=SourceKind.BACKFILL)  # version 1 whatever the route's version source
         change = transform(record)
         assert change is not None
         rows.append(change.row)

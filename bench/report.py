@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -34,12 +35,17 @@ class Cell:
 
 def workload_stats(payloads: Sequence[str]) -> dict[str, Any]:
     """The generated mix: share of each event name, and distinct keys per record within a batch."""
-    events = [json.loads(payload) for payload in payloads]
-    names = Counter(r["eventName"] for e in events for r in e["Records"])
+    events = [[_change(r) for r in json.loads(payload)["Records"]] for payload in payloads]
+    names = Counter(r["eventName"] for e in events for r in e)
     total = sum(names.values())
-    distinct = sum(len({repr(r["dynamodb"]["Keys"]) for r in e["Records"]}) for e in events)
+    distinct = sum(len({repr(r["dynamodb"]["Keys"]) for r in e}) for e in events)
     return {"mix": {name: round(count / total, 3) for name, count in sorted(names.items())},
             "distinct_keys_per_record": round(distinct / total, 3)}
+
+
+def _change(record: dict[str, Any]) -> dict[str, Any]:
+    """The DynamoDB change of a record: itself, or a Kinesis record's decoded data."""
+    return json.loads(base64.b64decode(record["kinesis"]["data"])) if "kinesis" in record else record
 
 
 def targets(cells: Sequence[Cell], python_us: dict[str, float], cold_ms: float) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Realistic DynamoDB Streams Lambda events for the benchmark's two routes.
+"""Realistic DynamoDB Streams Lambda events for the benchmark's routes, and the same changes
+as Kinesis Data Streams for DynamoDB delivers them (the ``kinesis`` route).
 
 A small simulation of a table and its stream: about 70% INSERT (new keys), 25% MODIFY
 and 5% REMOVE (of live keys). A MODIFY or REMOVE picks, with probability ``reuse``, a
@@ -10,7 +11,9 @@ serializer would cost more than the code being measured.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import random
 import uuid
 from collections.abc import Callable
@@ -106,6 +109,7 @@ class Workload:
     keys: Callable[[int], dict[str, Wire]]       # key attributes of item number i
     key_text: Callable[[int], str]               # the target's key column of item number i, as COPY text
     item: Callable[[int, random.Random, int], dict[str, Wire]]
+    kinesis: str | None = None                   # the Kinesis data stream its changes go through
 
     @property
     def arn(self) -> str:
@@ -115,7 +119,10 @@ class Workload:
 WORKLOADS = {
     "employees": Workload("employees", "Employees", lambda i: {"Id": N(i)}, str, employee),
     "wide": Workload("wide", "Orders", lambda i: {"orderId": S(order_id(i))}, order_id, order),
+    # the Employees changes through Kinesis: base64 JSON records with both images, ordered by creation time
+    "kinesis": Workload("kinesis", "EmployeesKinesis", lambda i: {"Id": N(i)}, str, employee, kinesis="changes"),
 }
+FIRST_KINESIS_SEQUENCE = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_575_989_136_588_898  # 56 digits
 
 
 class StreamSimulator:
@@ -179,4 +186,39 @@ class StreamSimulator:
 def events(workload: Workload, batch_size: int, batches: int, prefill: int, seed: int = 7) -> list[dict[str, Any]]:
     """``batches`` Lambda events of ``batch_size`` records for a table prefilled with ``prefill`` items."""
     simulator = StreamSimulator(workload, prefill, seed)
-    return [simulator.batch(batch_size) for _ in range(batches)]
+    batches_ = [simulator.batch(batch_size) for _ in range(batches)]
+    return [KinesisConverter(workload).event(batch) for batch in batches_] if workload.kinesis else batches_
+
+
+class KinesisConverter:
+    """DynamoDB Streams records as Lambda's Kinesis records: what DynamoDB's Kinesis streaming
+    destination puts (both images, ApproximateCreationDateTime in microseconds), base64 in ``kinesis.data``."""
+
+    def __init__(self, workload: Workload):
+        self.workload, self.sequence = workload, FIRST_KINESIS_SEQUENCE
+        self.arn = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{workload.kinesis}"
+        self.images: dict[str, Wire] = {}  # the last image of each key, for OldImage
+
+    def event(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {"Records": [self._record(record) for record in batch["Records"]]}
+
+    def _record(self, record: dict[str, Any]) -> dict[str, Any]:
+        body, key = record["dynamodb"], json.dumps(record["dynamodb"]["Keys"])
+        change: dict[str, Any] = {"ApproximateCreationDateTime": round(body["ApproximateCreationDateTime"] * 1e6),
+                                  "Keys": body["Keys"], "SizeBytes": body["SizeBytes"]}
+        if "NewImage" in body:
+            change["NewImage"] = body["NewImage"]
+        old = self.images.pop(key, None) if record["eventName"] == "REMOVE" else self.images.get(key)
+        if old is not None:
+            change["OldImage"] = old
+        if "NewImage" in body:
+            self.images[key] = body["NewImage"]
+        data = {"awsRegion": REGION, "eventID": record["eventID"], "eventName": record["eventName"],
+                "userIdentity": None, "recordFormat": "application/json", "tableName": self.workload.source,
+                "dynamodb": change, "eventSource": "aws:dynamodb"}
+        self.sequence += 1_000
+        return {"kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": key, "sequenceNumber": str(self.sequence),
+                            "data": base64.b64encode(json.dumps(data).encode()).decode("ascii"),
+                            "approximateArrivalTimestamp": body["ApproximateCreationDateTime"]},
+                "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": f"shardId-000000000000:{self.sequence}",
+                "eventName": "aws:kinesis:record", "awsRegion": REGION, "eventSourceARN": self.arn}

@@ -43,12 +43,12 @@ def test_quick_benchmark_writes_every_cell_and_drops_its_schema(database_url: st
     result: dict[str, Any] = json.loads(output.read_text())
 
     cells = {(c["route"], c["batch"], c["prefill"]): c for c in result["results"]}
-    assert set(cells) == {(route, batch, prefill) for route in ("employees", "wide")
+    assert set(cells) == {(route, batch, prefill) for route in ("employees", "kinesis", "wide")
                           for batch in (10, 50) for prefill in (0, 500)}
     for (route, _, _), cell in cells.items():
         assert cell["router"] > 0 and cell["copy"] > 0 and cell["staged"] > 0
         assert (cell["reference"] is not None and cell["reference"] > 0) == (route == "employees")
-    assert set(result["python_us_per_record"]) == {"employees", "wide"}
+    assert set(result["python_us_per_record"]) == {"employees", "kinesis", "wide"}
     assert result["cold_start"]["median_ms"] > 0
     assert result["machine"]["synchronous_commit"] and result["machine"]["cores"] >= 1
     assert {t["target"] for t in result["targets"]} == {"Python side per Employees record (us)", "cold start (ms)"}
