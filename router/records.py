@@ -56,3 +56,15 @@ class ChangeRecord:
 def is_sequence_number(value: Any) -> bool:
     """A decimal string of ASCII digits (``str.isdigit`` also accepts '²', which ``int`` refuses)."""
     return isinstance(value, str) and value.isascii() and value.isdigit()
+
+
+def take_images(record: ChangeRecord, body: dict[str, Any]) -> str | None:
+    """Set ``keys``, ``new_image`` and ``old_image`` from a change's ``dynamodb`` object, or say what is wrong."""
+    keys, new_image, old_image = body.get("Keys"), body.get("NewImage"), body.get("OldImage")
+    if not isinstance(keys, dict) or not keys:
+        return "record has no 'Keys'"
+    for name, image in (("NewImage", new_image), ("OldImage", old_image)):
+        if image is not None and not isinstance(image, dict):
+            return f"'{name}' is not an object"
+    record.keys, record.new_image, record.old_image = keys, new_image, old_image
+    return None

@@ -15,7 +15,7 @@ from typing import Any
 
 from router.errors import InvalidEventError
 from router.records import EPOCH as _EPOCH
-from router.records import EVENT_NAMES, ChangeRecord, is_sequence_number
+from router.records import EVENT_NAMES, ChangeRecord, is_sequence_number, take_images
 
 
 def parse_event(event: Any) -> list[ChangeRecord]:
@@ -50,15 +50,10 @@ def _fill(record: ChangeRecord, event_name: Any, body: Any) -> str | None:
     sequence = record.sequence_number
     if sequence is None or not is_sequence_number(sequence):
         return f"invalid SequenceNumber {body.get('SequenceNumber')!r} (expected a decimal string)"
-    keys, new_image, old_image = body.get("Keys"), body.get("NewImage"), body.get("OldImage")
-    if not isinstance(keys, dict) or not keys:
-        return "record has no 'Keys'"
-    for name, image in (("NewImage", new_image), ("OldImage", old_image)):
-        if image is not None and not isinstance(image, dict):
-            return f"'{name}' is not an object"
-    record.event_name, record.keys = event_name, keys
-    record.new_image, record.old_image = new_image, old_image
-    record.version = int(sequence)
+    error = take_images(record, body)
+    if error is not None:
+        return error
+    record.event_name, record.version = event_name, int(sequence)
     return _created(record, body.get("ApproximateCreationDateTime"))
 
 

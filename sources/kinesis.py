@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from router.modes import SourceKind
-from router.records import EVENT_NAMES, ChangeRecord, is_sequence_number
+from router.records import EVENT_NAMES, ChangeRecord, is_sequence_number, take_images
 
 RECORD_FORMAT = "application/json"
 MICROSECONDS_FROM = 10**14  # below: milliseconds (until the year 5138); above: microseconds (after 1973-03-03)
@@ -80,14 +80,10 @@ def _fill(record: ChangeRecord, change: dict[str, Any]) -> str | None:
         return f"unsupported recordFormat {record_format!r} (expected {RECORD_FORMAT})"
     if event_name not in EVENT_NAMES:
         return f"unknown eventName {event_name!r} (expected one of {', '.join(EVENT_NAMES)})"
-    keys, new_image, old_image = body.get("Keys"), body.get("NewImage"), body.get("OldImage")
-    if not isinstance(keys, dict) or not keys:
-        return "record has no 'Keys'"
-    for name, image in (("NewImage", new_image), ("OldImage", old_image)):
-        if image is not None and not isinstance(image, dict):
-            return f"'{name}' is not an object"
-    record.event_name, record.keys = event_name, keys
-    record.new_image, record.old_image = new_image, old_image
+    error = take_images(record, body)
+    if error is not None:
+        return error
+    record.event_name = event_name
     return _created(record, body.get("ApproximateCreationDateTime"))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 from samtranslator.translator.transform import transform
-from test_deploy_template import _NoManagedPolicies, cfn_lint, render, statements
+from test_deploy_template import TRIGGER_SETTINGS, _NoManagedPolicies, cfn_lint, render, statements
 
 from handlers import sam_template
 
@@ -50,19 +50,11 @@ def test_two_tables_on_one_kinesis_stream_give_one_kinesis_trigger(tmp_path: Pat
     events = template["Resources"]["Function"]["Properties"]["Events"]
     assert list(events) == ["ChangesStream"]
     assert events["ChangesStream"] == {"Type": "Kinesis", "Properties": {
-        "Stream": {"Ref": "ChangesStreamArn"},
+        "Stream": {"Ref": "ChangesStreamArn"}, **TRIGGER_SETTINGS,
         "StartingPosition": {"Ref": "KinesisStartingPosition"},
         "StartingPositionTimestamp": {"Fn::If": ["IsAtTimestamp", {"Ref": "KinesisStartingPositionTimestamp"},
                                                  {"Ref": "AWS::NoValue"}]},
-        "BatchSize": {"Ref": "BatchSize"},
-        "MaximumBatchingWindowInSeconds": {"Ref": "MaximumBatchingWindowInSeconds"},
-        "ParallelizationFactor": {"Ref": "ParallelizationFactor"},
-        "MaximumRetryAttempts": {"Ref": "MaximumRetryAttempts"},
-        "MaximumRecordAgeInSeconds": {"Ref": "MaximumRecordAgeInSeconds"},
-        "BisectBatchOnFunctionError": True,
-        "FunctionResponseTypes": ["ReportBatchItemFailures"],
-        "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}},
-    }}
+        "ParallelizationFactor": {"Ref": "ParallelizationFactor"}}}
     parameters = template["Parameters"]
     assert parameters["ChangesStreamArn"]["AllowedPattern"].endswith(":stream/changes")
     assert "Employees, Orders" in parameters["ChangesStreamArn"]["Description"]

@@ -15,9 +15,13 @@ from factories import ACCOUNT, EVENTS, REGION, load_event, stream_arn
 from router import attrs
 from router.errors import InvalidEventError
 from router.records import ChangeRecord
+from sources import lambda_events
 from sources.dynamodb_streams import lambda_record, parse_event, parse_record, table_from_arn
 
 CREATED = 1_700_000_000.0
+KINESIS = ["49657616474389125408934519236126394011318427648836681730",
+           "49657616474389125408934519236127602937138042278011387906",
+           "49657616474389125408934519236128811862957656907186094082"]
 
 
 def summary(record: ChangeRecord) -> tuple[Any, ...]:
@@ -54,6 +58,14 @@ EVENT_FILES = [
         (1, "Employees", "REMOVE", "111000000000000000000801", 111000000000000000000801, {"Id": 7},
          [], ["Id", "empDepartment", "empName"], CREATED, None),
     ]),
+    # Kinesis Data Streams for DynamoDB (the developer guide's shape): a MODIFY before its INSERT, a REMOVE;
+    # no per-item SequenceNumber (version 0: the route's version: decides), creation time in milliseconds
+    ("kinesis_employees_changes.json", [
+        (0, "Employees", "MODIFY", KINESIS[0], 0, {"Id": 1}, ["Id", "empDepartment", "empName"],
+         ["Id", "empDepartment", "empName"], 1732957421.377, None),
+        (1, "Employees", "INSERT", KINESIS[1], 0, {"Id": 1}, ["Id", "empDepartment", "empName"], [], 1732957420.604, None),
+        (2, "Employees", "REMOVE", KINESIS[2], 0, {"Id": 2}, [], ["Id", "empName"], 1732957425.002, None),
+    ]),
 ]
 
 
@@ -63,8 +75,9 @@ def test_every_saved_event_is_covered() -> None:
 
 @pytest.mark.parametrize("name, expected", EVENT_FILES)
 def test_saved_events_parse(name: str, expected: list[tuple[Any, ...]]) -> None:
-    # GIVEN a saved Lambda event WHEN parsed THEN each record is typed, in batch order
-    records = parse_event(load_event(name))
+    # GIVEN a saved Lambda event WHEN parsed (as the handler does, by each record's source) THEN each record
+    # is typed, in batch order
+    records = lambda_events.parse_event(load_event(name))
     assert [summary(r) for r in records] == expected
     assert [r.is_delete for r in records] == [s[2] == "REMOVE" for s in expected]
 

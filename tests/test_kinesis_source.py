@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import PgTarget
+from conftest import EMPLOYEES, PgTarget
 from factories import Stream, event, load_event
 from kinesis_factories import KinesisStream, change_data, kinesis_arn
 
@@ -18,28 +18,8 @@ from router.log import logger
 from sources.kinesis import lambda_record
 from sources.lambda_events import parse_event
 
-KINESIS_EMPLOYEES = """
-version: 1
-sinks:
-  aurora:
-    type: postgres
-    dsn: ${{DATABASE_URL}}
-    state_schema: {state}
-routes:
-  employees:
-    source: Employees
-    kinesis: changes
-    version: {version}
-    sink: aurora
-    table: {schema}.Employees
-    key: [Id]
-    columns:
-      Id:         {{from: Id, type: bigint}}
-      Name:       {{from: empName, type: varchar(20), fallback: NA}}
-      Department: {{from: empDepartment, type: varchar(10), fallback: NA}}
-    deletes: {deletes}
-    on_error: {on_error}
-"""
+# the spine's Employees route, fed by the Kinesis data stream 'changes'
+KINESIS_EMPLOYEES = EMPLOYEES.replace("    sink: aurora\n", "    kinesis: changes\n    version: {version}\n    sink: aurora\n")
 SEQUENCES = [r["kinesis"]["sequenceNumber"] for r in load_event("kinesis_employees_changes.json")["Records"]]
 
 
