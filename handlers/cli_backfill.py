@@ -149,11 +149,12 @@ def backfill(config: Path | None, route_name: str, segments: int, rate: float, i
 
 def _source(aws: _Aws, config: Config, route: Route, export: str | None, segments: int, rate: float,
             items_per_second: float | None, consistent_read: bool, batch_size: int) -> tuple[Any, list[str]]:
-    from operations.handover import export_warnings, stream_warnings
+    from operations.handover import export_warnings, kinesis_warnings, stream_warnings
     from sources.export import ExportSource
     from sources.scan import ScanSource, read_limiter
 
-    warnings = stream_warnings(aws.streams, aws.table)
+    warnings = (kinesis_warnings(aws.table, route.kinesis) if route.kinesis is not None
+                else stream_warnings(aws.streams, aws.table))
     if export is None:
         limiter = read_limiter(aws.table, rate, items_per_second)
         console.print(f"scanning {route.source} in {segments} segment(s), {limiter.describe()}")

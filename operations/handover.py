@@ -76,6 +76,19 @@ def stream_warnings(streams: Any, table: dict[str, Any], now: dt.datetime | None
             "TRIM_HORIZON) before its records expire, or changes made during the backfill are lost"]
 
 
+def kinesis_warnings(table: dict[str, Any], stream: str) -> list[str]:
+    """A table whose routes read it through Kinesis needs no DynamoDB stream; what cannot be checked here is said.
+
+    The backfill's version 0 stays below every Kinesis version (creation times, attribute
+    versions) as below every SequenceNumber, so the hand-over is the same: the table's Kinesis
+    streaming destination active and the trigger reading it before the backfill starts.
+    """
+    name = table["TableName"]
+    return [f"{name} reaches its routes through the Kinesis data stream {stream!r}: make sure the table's Kinesis "
+            f"streaming destination is ACTIVE on it (aws dynamodb describe-kinesis-streaming-destination --table-name "
+            f"{name}) and the trigger reads it from TRIM_HORIZON, or AT_TIMESTAMP before this backfill began"]
+
+
 def export_warnings(table: dict[str, Any], export_time: dt.datetime, tombstone_hours: int | None,
                     now: dt.datetime | None = None) -> list[str]:
     """Refuse an export older than the stream (or than the tombstones); warn when it is nearly a day old."""

@@ -128,3 +128,23 @@ def test_verify_refuses_a_target_that_differs_from_its_route(dynamodb: Any, empl
     done = cli("verify", "employees", "--config", employees)
     assert (done.exit_code, done.stderr) == (
         1, "error: the table of route 'employees' differs from the route: see cdc-router schema --check\n")
+
+
+def test_backfill_of_a_kinesis_route_needs_no_dynamodb_stream(dynamodb: Any, pg: Any,
+                                                              write_config: Callable[..., Path]) -> None:
+    # GIVEN Employees read through the Kinesis data stream 'changes', and a table with no DynamoDB stream
+    template = EMPLOYEES.replace("    sink: aurora\n", "    kinesis: changes\n    version: approximate_creation_time\n"
+                                                     "    sink: aurora\n")
+    config = write_config(template, pg, deletes="hard", on_error="fail")
+    assert cli("schema", "--config", config, "--apply").exit_code == 0
+    dynamodb.create_table(TableName="Employees", BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "N"}],
+                          KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}])
+    put(dynamodb, range(1, 4))
+    # WHEN it is backfilled THEN the items are written at version 0, with a reminder of the hand-over to Kinesis
+    done = cli("backfill", "employees", "--config", config)
+    assert done.exit_code == 0, done.stderr
+    assert "through the Kinesis data stream 'changes'" in done.stdout and "describe-kinesis-streaming-destination" \
+        in done.stdout
+    assert [(r["Id"], r["_cdc_version"]) for r in pg.rows("Employees", order_by="Id", bookkeeping=True)] == [
+        (1, 0), (2, 0), (3, 0)]
