@@ -14,6 +14,7 @@ from conftest import EMPLOYEES, PgTarget
 from factories import Stream, event, load_event
 from kinesis_factories import KinesisStream, change_data, kinesis_arn
 
+from operations import redrive
 from router.log import logger
 from sources.kinesis import lambda_record
 from sources.lambda_events import parse_event
@@ -144,3 +145,19 @@ def test_a_failed_kinesis_batch_logs_its_routes_stream_and_sequence_numbers(pg: 
     assert error["stream"] == kinesis_arn()
     assert error["sequence_numbers"] == f"{SEQUENCES[0]}-{SEQUENCES[2]}"
     assert "kinesis.data is not base64" in error["error"]
+
+
+def test_a_kinesis_record_is_dead_lettered_as_delivered_and_retried_through_its_parser(
+        pg: PgTarget, make_pipeline: Any) -> None:
+    # GIVEN a dead_letter Kinesis route and a record whose Id is not a bigint
+    pipeline = make_pipeline(pg, KINESIS_EMPLOYEES, version="approximate_creation_time", on_error="dead_letter")
+    bad = employee(1, "Akua", "Ops", 1732957420604)
+    bad["dynamodb"]["Keys"]["Id"] = bad["dynamodb"]["NewImage"]["Id"] = {"N": "1.5"}
+    record = _record(json.dumps(bad).encode(), SEQUENCES[0])
+    # WHEN it is processed THEN it is kept aside with its Kinesis sequenceNumber and the record as delivered
+    assert pipeline.process(event([record])).response == {"batchItemFailures": []}
+    [letter] = pg.state("dead_letters")
+    assert (int(letter["sequence_number"]), letter["record"]) == (int(SEQUENCES[0]), record)
+    # AND a retry parses it as a Kinesis record again: it still fails for its value, not for its shape
+    [outcome] = redrive.retry(pipeline)
+    assert not outcome.applied and outcome.reason is not None and "'Id'" in outcome.reason
