@@ -183,7 +183,7 @@ def run(config: Path | None, endpoint_url: str | None, region: str | None, start
     try:
         starting = parse_start(start)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--from") from None
+        raise click.BadParameter(str(exc), param_hint="'--from'") from None
     loaded = load_config(config)
     pipeline = pipeline_for(loaded)
     try:

@@ -87,8 +87,9 @@ def test_python_dash_m_handlers_is_the_same_command_line() -> None:
     (["bogus"], "error: No such command 'bogus'.  (see cdc-router --help)\n"),
     (["replay", "nowhere.json"], "error: Invalid value for 'EVENT.json': File 'nowhere.json' does not exist.  "
                                  "(see cdc-router replay --help)\n"),
-    (["run", "--from", "yesterday"], "error: Invalid value for '--from': 'yesterday' is not one of "
-                                     "'trim_horizon', 'latest'.  (see cdc-router run --help)\n"),
+    (["run", "--from", "yesterday"], "error: Invalid value for '--from': invalid start 'yesterday' (allowed: "
+                                     "trim_horizon, latest, or an ISO-8601 time such as 2025-03-01T12:00:00Z)  "
+                                     "(see cdc-router run --help)\n"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(args: list[str], message: str) -> None:
     result = cli(*args)
