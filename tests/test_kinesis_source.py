@@ -39,7 +39,7 @@ def test_developer_guide_event_replicates_through_the_handler(pg: PgTarget, lamb
     assert response == {"batchItemFailures": []}
     assert pg.rows("Employees", bookkeeping=True) == [
         {"Id": 1, "Name": "Akua Mansa", "Department": "ExDept", "_cdc_version": 1732957421377000}]
-    assert [(row["key"], row["version"]) for row in pg.state("tombstones")] == [(["2"], 1732957425002000)]
+    assert [(row["key"], row["version"]) for row in pg.state("tombstones")] == [('["2"]', 1732957425002000)]
 
 
 def test_replaying_the_event_in_any_order_changes_nothing(pg: PgTarget, make_pipeline: Any) -> None:
