@@ -10,6 +10,7 @@ route asks for it.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,8 @@ from conftest import EMPLOYEES
 from factories import Stream, event
 from pgfaults import SERIALIZATION_FAILURE, SLEEP, FaultTrigger, RowLock, sink_pids, terminate, wait_until_blocked
 from psycopg import sql
+
+from router import deadline
 
 # The shared Employees route, its sink with an application_name of its own (to find its backends) and options.
 ROUTE = EMPLOYEES.replace("    state_schema: {state}\n", "    state_schema: {state}\n    application_name: {app}\n{options}")
@@ -104,6 +107,19 @@ def test_server_restart_between_invocations_reconnects(pg: Any, target: Any, on_
         assert departments(pg) == {1: department, 2: department, 3: "Ops"}
         assert not set(sink_pids(pg.conn, pipeline.app)) & set(pids)
     assert pg.state("dead_letters") == []
+
+
+def test_a_lost_connection_is_not_retried_in_place_near_the_lambda_deadline(pg: Any, target: Any) -> None:
+    # router.retry: the sink's one reconnect is not tried when fewer than 3 s of the invocation are left
+    pipeline = target("fail")
+    terminate(pg.conn, sink_pids(pg.conn, pipeline.app))
+    records = [pipeline.stream.modify({"Id": i, "empName": f"n{i}", "empDepartment": "Legal"}) for i in (1, 2)]
+    with deadline.until(time.monotonic() + 2.0):
+        result = pipeline.process(event(records))
+    assert result.failure is not None and result.failure.transient and departments(pg)[1] != "Legal"
+    # the next invocation reconnects and applies the batch
+    assert pipeline.process(event(records)).response == {"batchItemFailures": []}
+    assert departments(pg)[1] == departments(pg)[2] == "Legal"
 
 
 @pytest.mark.parametrize("on_error", ["fail", "dead_letter"])
