@@ -1,5 +1,5 @@
-"""Shared fixtures. Postgres comes from DATABASE_URL, else from testcontainers (Docker);
-without either, every test that needs it fails and says how to provide one."""
+"""Shared fixtures. PostgreSQL is found the way the demo finds one (``postgres_session``):
+without one, the run stops before the first test with one paragraph saying how to provide one."""
 
 from __future__ import annotations
 
@@ -32,31 +32,10 @@ from operations.assemble import load_config, pipeline_for  # noqa: E402
 from router.model import Config  # noqa: E402
 from router.pipeline import Pipeline  # noqa: E402
 
-pytest_plugins = ["redshift_on_postgres"]  # fixtures that run the Redshift sink's statements on Postgres
-
-NO_DATABASE = ("These tests need PostgreSQL. Set DATABASE_URL (for example "
-               "DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test), or install Docker so that "
-               "testcontainers can start a throwaway server.")
-
-
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    try:
-        from testcontainers.postgres import PostgresContainer
-
-        container = PostgresContainer("postgres:16-alpine", driver=None)
-        container.start()
-    except Exception as exc:  # no Docker engine, no image, no permission
-        pytest.fail(f"{NO_DATABASE} (testcontainers could not start one: {type(exc).__name__}: {exc})",
-                    pytrace=False)
-    try:
-        yield container.get_connection_url()
-    finally:
-        container.stop()
+pytest_plugins = [
+    "postgres_session",  # the database_url fixture: the PostgreSQL found the way the demo finds one
+    "redshift_on_postgres",  # fixtures that run the Redshift sink's statements on Postgres
+]
 
 
 class PgTarget:

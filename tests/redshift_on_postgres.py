@@ -8,7 +8,7 @@ Redshift would:
 
 - literals: backslashes in string literals escape (``standard_conforming_strings = off``);
 - types and functions: SUPER and VARBYTE are domains over jsonb and bytea in a
-  ``redshift_shim`` schema; JSON_PARSE and FROM_HEX take at most a VARCHAR's 65535 bytes;
+  ``redshift_shim_*`` schema of the session; JSON_PARSE and FROM_HEX take at most a VARCHAR's 65535 bytes;
 - VARCHAR equality ignores trailing spaces ("Trailing spaces in VARCHAR and CHAR values are
   treated as semantically insignificant when values are compared"): an ``=`` operator on
   varchar in the shim schema compares the values without them;
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import string
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ routes:
 """
 EMPLOYEES_ROUTE = EMPLOYEES.split("routes:\n", 1)[1]  # the spine's Employees route, on aurora
 
-SHIM_SCHEMA = "redshift_shim"
+SHIM_SCHEMA = f"redshift_shim_{uuid.uuid4().hex[:8]}"  # this session's, dropped at its end (beside other sessions')
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, not the ::type of a cast
 # pg_catalog last: the shim's objects are found first, as Redshift's own would be
 SESSION = (f"-c search_path={SHIM_SCHEMA},pg_catalog -c standard_conforming_strings=off "
@@ -203,9 +204,14 @@ def _drop_primary_key(conn: psycopg.Connection[Any], schema: str, table: str) ->
 
 
 @pytest.fixture(scope="session")
-def redshift_shims(database_url: str) -> str:
+def redshift_shims(database_url: str) -> Iterator[str]:
+    """The stand-ins, in a schema of this session's that is dropped at its end."""
     install_shims(database_url)
-    return database_url
+    try:
+        yield database_url
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(SHIM_SCHEMA)))
 
 
 @pytest.fixture

@@ -7,16 +7,19 @@ import socket
 import subprocess
 import sys
 import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from click.testing import CliRunner
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from handlers import local_postgres
 from handlers.cli import app
-from handlers.local_postgres import NO_POSTGRES, NoPostgresError, find_postgres
+from handlers.demo import DEMO_SCHEMA, DEMO_STATE
+from handlers.local_postgres import LocalPostgres, NoPostgresError, find_postgres, local_address
 
 BIN = Path(sys.executable).parent
 STEPS = [
@@ -34,6 +37,20 @@ def demo_connections(database_url: str) -> int:
                             "AND datname = current_database()").fetchone()[0]
 
 
+@pytest.fixture
+def demo_url(database_url: str) -> Iterator[str]:
+    """The test database, without the demo's schemas afterwards unless they were there before (a user's demo)."""
+    schemas = (DEMO_SCHEMA, DEMO_STATE)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        there = {row[0] for row in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)",
+                                                [list(schemas)])}
+    yield database_url
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for schema in schemas:
+            if schema not in there:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
 def assert_walkthrough(output: str) -> None:
     """Each step, in order, followed by the table as it is after that step."""
     position = 0
@@ -42,7 +59,8 @@ def assert_walkthrough(output: str) -> None:
         position = output.index(row, position)
 
 
-def test_demo_through_the_cli_runner(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_through_the_cli_runner(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url = demo_url
     monkeypatch.setenv("DATABASE_URL", database_url)
     before = demo_connections(database_url)
 
@@ -62,17 +80,17 @@ def test_demo_through_the_cli_runner(database_url: str, monkeypatch: pytest.Monk
     assert demo_connections(database_url) == before
 
 
-def test_demo_as_a_real_process_and_run_twice(database_url: str) -> None:
+def test_demo_as_a_real_process_and_run_twice(demo_url: str) -> None:
     for _ in range(2):  # a second run starts from a clean demo schema: moto's sequence numbers start over
         done = subprocess.run([str(BIN / "cdc-router"), "demo"], capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "DATABASE_URL": database_url, "COLUMNS": "120"})
+                              env={**os.environ, "DATABASE_URL": demo_url, "COLUMNS": "120"})
         assert done.returncode == 0, done.stderr
         assert_walkthrough(done.stdout)
 
 
-def test_demo_without_an_employees_route_says_why(tmp_path: Path, database_url: str,
+def test_demo_without_an_employees_route_says_why(tmp_path: Path, demo_url: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DATABASE_URL", demo_url)
     config = tmp_path / "tables.yaml"
     text = (Path(__file__).parent.parent / "config" / "tables.yaml").read_text()
     config.write_text(text.replace("source: Employees", "source: People"))
@@ -104,13 +122,41 @@ def test_then_a_server_listening_on_the_port(database_url: str, monkeypatch: pyt
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_with_nothing_there_the_error_says_how_to_provide_one() -> None:
-    with socket.socket() as probe:  # a port nothing listens on
+def closed_port() -> int:
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return int(probe.getsockname()[1])
+
+
+def unavailable(reason: str) -> Callable[[], LocalPostgres]:
+    def start() -> LocalPostgres:
+        raise NoPostgresError(reason)
+    return start
+
+
+def test_with_nothing_there_the_error_says_what_was_tried_and_how_to_provide_one() -> None:
+    port = closed_port()
     with pytest.raises(NoPostgresError) as missing:
-        find_postgres({}, port=port, embedded=[lambda: None])
-    assert str(missing.value) == NO_POSTGRES
+        find_postgres({"CDC_ROUTER_LOCAL_POSTGRES": f"127.0.0.1:{port}"},
+                      embedded=[unavailable("Docker is not available"), lambda: None])
+    assert str(missing.value) == (
+        f"no PostgreSQL found: set DATABASE_URL=postgresql://USER@HOST:PORT/DB, start PostgreSQL on 127.0.0.1:{port}, "
+        "or install the embedded one with pip install 'cdc-router[embedded]' (not as root) "
+        f"(tried: DATABASE_URL is not set, nothing listens on 127.0.0.1:{port}; Docker is not available)")
+
+
+@pytest.mark.parametrize("given, expected", [
+    (None, ("127.0.0.1", 5432)),             # unset: the default
+    ("db.local:6543", ("db.local", 6543)),
+    ("[::1]:5433", ("::1", 5433)),           # IPv6: the port is after the last colon
+])
+def test_the_local_address_comes_from_the_environment(given: str | None, expected: tuple[str, int]) -> None:
+    assert local_address({} if given is None else {"CDC_ROUTER_LOCAL_POSTGRES": given}) == expected
+
+
+def test_a_malformed_local_address_says_what_is_expected() -> None:
+    with pytest.raises(NoPostgresError, match="CDC_ROUTER_LOCAL_POSTGRES='5432': expected HOST:PORT"):
+        local_address({"CDC_ROUTER_LOCAL_POSTGRES": "5432"})
 
 
 def test_pgserver_is_not_used_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
