@@ -44,10 +44,12 @@ def validate(config: Path | None, debug: bool) -> None:
     """
     from handlers.render import route_table
 
-    loaded = load_config(config)
+    loaded = load_config(config, offline=True)
     for route in loaded.routes.values():
         console.print(route_table(route))
     console.print(f"{loaded.path} is valid: {len(loaded.routes)} route(s), {len(loaded.sinks)} sink(s)")
+    for where in loaded.unresolved:
+        console.print(Text(f"note: {where}; commands that connect need it", style="yellow"))
 
 
 # -- schema ---------------------------------------------------------------------------------
@@ -65,7 +67,7 @@ def schema(config: Path | None, route: tuple[str, ...], apply: bool, check: bool
     live table with its route (missing table or column, type, primary key, version column)
     and exits 1 on drift, printing the statements that fix it.
     """
-    loaded = load_config(config)
+    loaded = load_config(config, offline=not apply and not check)  # printing the DDL connects to nothing
     routes = select_routes(loaded, route)
     sinks = build_sinks(loaded)
     try:
@@ -93,9 +95,28 @@ def _apply_ddl(sinks: dict[str, Sink], routes: list[Route]) -> None:
     for name, sink in sinks.items():
         mine = [r for r in routes if r.sink == name]
         if mine:
+            missing = _missing_tables(sink, mine)
             sink.apply_ddl(mine)
-            console.print(f"sink {name}: state tables and {', '.join(r.qualified_table for r in mine)} "
-                          "created where missing")
+            console.print(f"sink {name}: " + _applied(mine, missing))
+
+
+def _missing_tables(sink: Sink, routes: list[Route]) -> list[Route] | None:
+    """The routes whose target table does not exist yet; None where the sink cannot tell."""
+    try:
+        return [r for r in routes if any(drift.problem == "missing table" for drift in sink.check(r))]
+    except NotImplementedError:
+        return None
+
+
+def _applied(routes: list[Route], missing: list[Route] | None) -> str:
+    tables = lambda chosen: ", ".join(r.qualified_table for r in chosen)  # noqa: E731
+    if missing is None:
+        return f"state tables and {tables(routes)} created unless they existed (existing tables are left as they are)"
+    there = [r for r in routes if r not in missing]
+    return "; ".join(part for part in (
+        f"created {tables(missing)}" if missing else "",
+        f"{tables(there)} already there, left as they are (schema --check compares them)" if there else "",
+    ) if part) + "; state tables in place"
 
 
 def _check(sinks: dict[str, Sink], routes: list[Route]) -> bool:
@@ -132,7 +153,7 @@ def replay(config: Path | None, event_file: Path, dry_run: bool, debug: bool) ->
         event = json.loads(event_file.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise InvalidEventError(f"{event_file}: not valid JSON ({exc})") from None
-    loaded = load_config(config)
+    loaded = load_config(config, offline=dry_run)  # a dry run connects to nothing
     pipeline = dry_run_pipeline(loaded) if dry_run else pipeline_for(loaded)
     try:
         result = pipeline.process(event)

@@ -18,14 +18,14 @@ from sources.lambda_events import parse_event
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None,
-                sink_types: SinkTypes = SINK_TYPES) -> Config:
+                sink_types: SinkTypes = SINK_TYPES, *, offline: bool = False) -> Config:
     """``router.config.load_config`` with the product's sink types (default path: $CDC_ROUTER_CONFIG)."""
-    return config_module.load_config(path, sink_types, environ)
+    return config_module.load_config(path, sink_types, environ, offline=offline)
 
 
 def parse_config(text: str, path: str = config_module.DEFAULT_PATH, environ: Mapping[str, str] | None = None,
-                 sink_types: SinkTypes = SINK_TYPES) -> Config:
-    return config_module.parse_config(text, sink_types, path, environ)
+                 sink_types: SinkTypes = SINK_TYPES, *, offline: bool = False) -> Config:
+    return config_module.parse_config(text, sink_types, path, environ, offline=offline)
 
 
 def build_sinks(config: Config, sink_types: SinkTypes = SINK_TYPES) -> dict[str, Sink]:

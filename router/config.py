@@ -83,22 +83,28 @@ def default_path() -> str:
 
 
 def load_config(path: str | os.PathLike[str] | None, sink_types: SinkTypes,
-                environ: Mapping[str, str] | None = None) -> Config:
+                environ: Mapping[str, str] | None = None, *, offline: bool = False) -> Config:
     """Read, validate and build the configuration; raise ``ConfigError`` listing every problem.
 
     ``sink_types`` maps the ``type:`` names a sink may have to their classes: the entry point
-    builds it (the core names no sink implementation)."""
+    builds it (the core names no sink implementation). ``offline``: for commands that connect
+    to nothing, a ``${VAR}`` that is unset is no error where only a connection reads it (a
+    sink's ``connection_options``, such as a dsn); it stays as written and is listed in
+    ``Config.unresolved``. Anywhere else (a table, a schema) it is an error either way."""
     shown = str(path if path is not None else default_path())
     try:
         with open(shown, encoding="utf-8") as handle:
             text = handle.read()
     except OSError as exc:
-        raise ConfigError([f"{shown}: cannot read the configuration: {exc.strerror}"]) from None
-    return parse_config(text, sink_types, shown, environ)
+        hint = "" if path is not None else (f" (the default, from {ENV_VAR}; pass --config PATH)" if os.environ.get(ENV_VAR)
+                                            else f" (the default, relative to {os.getcwd()}: pass --config PATH or "
+                                                 f"set {ENV_VAR}=PATH)")
+        raise ConfigError([f"{shown}: cannot read the configuration: {exc.strerror}{hint}"]) from None
+    return parse_config(text, sink_types, shown, environ, offline=offline)
 
 
 def parse_config(text: str, sink_types: SinkTypes, path: str = DEFAULT_PATH,
-                 environ: Mapping[str, str] | None = None) -> Config:
+                 environ: Mapping[str, str] | None = None, *, offline: bool = False) -> Config:
     try:
         doc = yamlfile.read(text, environ, name=path)
     except yaml.YAMLError as exc:
@@ -107,6 +113,7 @@ def parse_config(text: str, sink_types: SinkTypes, path: str = DEFAULT_PATH,
     errors = Errors(path, doc)
     for where, message in doc.errors:
         errors.add(where, message)
+    unresolved = _unset_variables(doc, sink_types, errors, offline)
     if not isinstance(doc.data, dict):
         errors.add((), "expected a mapping with version, sinks and routes")
         errors.raise_if_any()
@@ -118,7 +125,27 @@ def parse_config(text: str, sink_types: SinkTypes, path: str = DEFAULT_PATH,
     sinks = _build_sinks(data.get("sinks") or {}, sink_types, errors)
     routes = _build_routes(data.get("routes") or {}, sinks, errors)
     errors.raise_if_any()
-    return Config(path=path, sinks=sinks, routes=routes, unrouted=Unrouted(data["unrouted"]), version=data["version"])
+    return Config(path=path, sinks=sinks, routes=routes, unrouted=Unrouted(data["unrouted"]), version=data["version"],
+                  unresolved=tuple(unresolved))
+
+
+def _unset_variables(doc: yamlfile.Document, sink_types: SinkTypes, errors: Errors, offline: bool) -> list[str]:
+    """Report each unset ``${VAR}``; offline, list the ones only a connection needs instead."""
+    unresolved = []
+    for where, name in doc.unset:
+        message = f"environment variable {name} is not set (referenced as ${{{name}}})"
+        if offline and _connection_option(doc, where, sink_types):
+            unresolved.append(f"{yamlfile.dotted(where)}: {message}")
+        else:
+            errors.add(where, message)
+    return unresolved
+
+
+def _connection_option(doc: yamlfile.Document, where: Path, sink_types: SinkTypes) -> bool:
+    if len(where) != 3 or where[0] != "sinks":
+        return False
+    sink_type = doc.value(where[:2] + ("type",))
+    return sink_type in sink_types and where[2] in sink_types[sink_type].connection_options
 
 
 def _sink_schema(sink_types: SinkTypes) -> dict[str, Any]:

@@ -107,6 +107,7 @@ class Config:
     routes: dict[str, Route]
     unrouted: Unrouted = Unrouted.FAIL
     version: int = 1
+    unresolved: tuple[str, ...] = ()  # loaded offline: connection options whose ${VAR} is unset (where: why)
 
     def routes_for(self, source_table: str) -> tuple[Route, ...]:
         return self.routes_by_source.get(source_table, ())

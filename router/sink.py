@@ -133,6 +133,8 @@ class Sink:
 
     config_schema: ClassVar[dict[str, Any]] = {}
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # Options only a connection reads: offline commands (validate, printing DDL, dry runs) load without their ${VAR}s.
+    connection_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: SinkConfig, routes: Sequence[Route] = ()):
         self.config = config

@@ -32,6 +32,7 @@ class Document:
     raw: Any
     errors: list[tuple[Path, str]] = field(default_factory=list)
     expanded: set[Path] = field(default_factory=set)
+    unset: list[tuple[Path, str]] = field(default_factory=list)  # (where, variable): kept as written in ``data``
 
     def shown(self, path: Path) -> Any:
         """The value at ``path`` as written in the file (never an expanded secret)."""
@@ -95,8 +96,8 @@ def _expand(value: str, path: Path, doc: Document, environ: Mapping[str, str]) -
             return environ[name]
         if default is not None:
             return default
-        doc.errors.append((path, f"environment variable {name} is not set (referenced as ${{{name}}})"))
-        return ""
+        doc.unset.append((path, name))  # the loader decides: an error, or left for a connection to need
+        return match.group(0)
 
     doc.expanded.add(path)
     return _ENV_RE.sub(substitute, value)

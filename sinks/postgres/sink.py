@@ -47,6 +47,7 @@ class PostgresSink(SqlSink):
     }
     capabilities = Capabilities(max_identifier_bytes=63)
     dialect = statements.POSTGRES
+    connection_options = frozenset({"dsn", "secret", "sslrootcert", "application_name"})
 
     def __init__(self, config: SinkConfig, routes: Sequence[Route] = ()):
         super().__init__(config, routes)

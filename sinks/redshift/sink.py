@@ -57,6 +57,7 @@ class RedshiftSink(SqlSink):
         max_decimal_precision=dialect.MAX_DECIMAL_PRECISION, default_decimal=dialect.DEFAULT_DECIMAL,
         max_text_bytes=dialect.MAX_VARCHAR_BYTES,
     )
+    connection_options = frozenset({"workgroup", "cluster_identifier", "database", "secret_arn", "db_user", "region"})
 
     def __init__(self, config: SinkConfig, routes: Sequence[Route] = (), transport: Transport | None = None,
                  now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
