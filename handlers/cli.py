@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from rich.rule import Rule
 from rich.text import Text
 
 from handlers import cli_backfill, cli_deploy  # noqa: F401  (register backfill, verify, template, package, dead-letters)
@@ -26,6 +28,9 @@ from router.errors import InvalidEventError
 from router.model import Config, Route
 from router.pipeline import Pipeline
 from router.sink import Sink
+
+if TYPE_CHECKING:
+    from handlers.local_postgres import LocalPostgres
 
 
 def main() -> None:
@@ -239,7 +244,12 @@ def _checkpoint_sink(config: Config, pipeline: Pipeline) -> Sink:
 @command
 @click.option("--kinesis", is_flag=True, help="Send the changes through a Kinesis data stream (moto), shuffled "
                                                "and duplicated, ordered by approximate_creation_time.")
-def demo(config: Path | None, kinesis: bool, debug: bool) -> None:
+@click.option("--serve", is_flag=True, help="Instead of the walkthrough, keep DynamoDB (a moto server) running on "
+                                             "127.0.0.1 with the config's tables and the demo's items, and print the "
+                                             "environment that lets run, backfill, verify and replay reach it.")
+@click.option("--port", type=click.IntRange(0, 65535), default=5005, show_default=True,
+              help="The port of --serve's moto server (0: any free port).")
+def demo(config: Path | None, kinesis: bool, serve: bool, port: int, debug: bool) -> None:
     """Replicate the reference article's put, update and delete locally.
 
     DynamoDB runs in-process (moto); PostgreSQL is $DATABASE_URL, else a server on
@@ -253,6 +263,8 @@ def demo(config: Path | None, kinesis: bool, debug: bool) -> None:
     began = time.monotonic()
     with find_postgres() as postgres:
         console.print(f"PostgreSQL: {postgres.source} ({postgres.shown})")
+        if serve:
+            return _serve(load_config(config, offline=True), postgres, port)
         loaded = load_config(config, environ={**os.environ, "DATABASE_URL": postgres.url})
         with (KinesisDemo if kinesis else Demo)(loaded, postgres.url) as session:
             console.print(f"DynamoDB: in-process moto; tables {', '.join(session.sources)} with streams; "
@@ -261,7 +273,28 @@ def demo(config: Path | None, kinesis: bool, debug: bool) -> None:
                 console.print(f"Kinesis: in-process moto; every change put into the data stream {STREAM!r} twice, "
                               "newest first, as Kinesis may deliver them; routes ordered by approximate_creation_time")
             for step in session.steps():
-                console.rule(Text(step.title), align="left")
+                console.print(Rule(Text(step.title), align="left"), width=min(console.width, 100))
                 console.print(*step_renderables(step), sep="\n")
         kept = "" if postgres.temporary else f"; the tables stay in schema {DEMO_SCHEMA} for a look"
     console.print(f"done in {time.monotonic() - began:.1f}s; nothing left running{kept}")
+
+
+def _serve(config: Config, postgres: LocalPostgres, port: int) -> None:
+    from handlers.demo_serve import DemoServer, exports, suggestions
+
+    with DemoServer(config, port) as server:
+        console.print(f"DynamoDB: a moto server on {server.endpoint}; tables {', '.join(server.tables)} with streams "
+                      f"({server.items} change(s) of the demo in them)")
+        console.print("In another shell, in this directory:")
+        for line in exports(server.environment(postgres)) + suggestions(config):
+            click.echo(f"    {line}")
+        console.print("Ctrl-C stops the server; its tables live in memory and go with it.")
+        sys.stdout.flush()
+        stopped = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            stopped.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    console.print("stopped: the moto server and its tables are gone")

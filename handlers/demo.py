@@ -74,6 +74,15 @@ def key_schema(route: Route) -> dict[str, Any]:
     }
 
 
+def create_source_tables(dynamodb: Any, config: Config, stream_view: str = "NEW_IMAGE") -> list[str]:
+    """A DynamoDB table with a stream for every routed source (its key from the source's first route)."""
+    sources = {r.source: r for r in reversed(list(config.routes.values()))}
+    for source, route in sources.items():
+        dynamodb.create_table(TableName=source, BillingMode="PAY_PER_REQUEST", **key_schema(route),
+                              StreamSpecification={"StreamEnabled": True, "StreamViewType": stream_view})
+    return sorted(sources)
+
+
 def _attribute_type(base: str) -> str:
     return "N" if base in _NUMERIC else "B" if base == "bytea" else "S"
 
@@ -119,9 +128,7 @@ class Demo:
             sink.apply_ddl()
         checkpoints = PostgresCheckpoints(next(iter(self.pipeline.sinks.values())))  # type: ignore[arg-type]
         checkpoints.create()
-        for source, route in {r.source: r for r in reversed(list(self.config.routes.values()))}.items():
-            self.dynamodb.create_table(TableName=source, BillingMode="PAY_PER_REQUEST", **key_schema(route),
-                                       StreamSpecification={"StreamEnabled": True, "StreamViewType": self.stream_view})
+        create_source_tables(self.dynamodb, self.config, self.stream_view)
         self.runner = StreamRunner(self.pipeline, boto3.client("dynamodbstreams", region_name=REGION),
                                    self.dynamodb, checkpoints, batch_size=100)
 
@@ -133,7 +140,7 @@ class Demo:
 
     def steps(self) -> Iterator[Step]:
         sources = {route.source for route in self.config.routes.values()}
-        for title, actions in _scenario(sources):
+        for title, actions in scenario(sources):
             step = Step(title, [describe for _, describe, _ in actions])
             for _, _, act in actions:
                 act(self.dynamodb)
@@ -168,7 +175,7 @@ def _put(table: str, item: dict[str, Any]) -> Action:
     return table, f"put-item {table} {dumps_exact(shown)}", lambda db: db.put_item(TableName=table, Item=wire)
 
 
-def _scenario(sources: set[str]) -> list[tuple[str, list[Action]]]:
+def scenario(sources: set[str]) -> list[tuple[str, list[Action]]]:
     key = {"Id": {"N": "2001"}}
     steps = [
         ("1. put-item: a new employee (the article's first step)", [
