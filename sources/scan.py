@@ -27,36 +27,54 @@ MAX_SEGMENTS = 1_000_000  # DynamoDB's limit for TotalSegments
 
 
 class RateLimiter:
-    """A token bucket paid after the fact: a read waits until the reads before it are paid for.
+    """A token bucket shared by every segment, paid before each read.
 
-    The cost of a Scan page is only known from its answer (consumed capacity, items), so
-    each read spends what it cost and the next one waits while the bucket is in debt.
-    ``per_second=None`` never waits.
+    A read reserves what its page may cost (its ``Limit`` of items, at most one second's
+    worth; for capacity units, what the last page cost) and waits while the bucket is in
+    debt, so parallel segments queue behind each other instead of all reading first and
+    paying afterwards; the answer settles the difference (a short page gives back what it
+    did not use). The bucket starts empty and holds at most one second's worth: over a
+    run, items/s stay at the limit. ``per_second=None`` never waits.
     """
 
     def __init__(self, per_second: float | None, unit: str = "items", clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
         self.per_second, self.unit, self.clock, self.sleep = per_second, unit, clock, sleep
-        self._tokens = per_second or 0.0  # one second's worth may go at once
+        self._tokens = 0.0
         self._last = clock()
+        self._last_cost = 1.0  # capacity units: the estimate for the next page
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
-        while self.per_second:
-            with self._lock:
-                now = self.clock()
-                self._tokens = min(self.per_second, self._tokens + (now - self._last) * self.per_second)
-                self._last = now
-                debt = -self._tokens
-            if debt <= 0:
-                return
-            self.sleep(debt / self.per_second)
+    def page_limit(self, page_size: int) -> int:
+        """A Scan page's ``Limit``: at most one second's worth of items, so a reservation never overshoots."""
+        if self.per_second and self.unit == "items":
+            return max(1, min(page_size, int(self.per_second)))
+        return page_size
 
-    def spend(self, page: dict[str, Any], consistent: bool) -> None:
+    def acquire(self, limit: int) -> float:
+        """Before a read of at most ``limit`` items: reserve its cost, wait until it is paid; return the reservation."""
+        if not self.per_second:
+            return 0.0
+        with self._lock:
+            now = self.clock()
+            self._tokens = min(self.per_second, self._tokens + (now - self._last) * self.per_second)
+            self._last = now
+            reserved = float(limit) if self.unit == "items" else self._last_cost
+            self._tokens -= reserved
+            debt = -self._tokens
+        if debt > 0:
+            self.sleep(debt / self.per_second)
+        return reserved
+
+    def settle(self, reserved: float, page: dict[str, Any], consistent: bool) -> None:
+        """After the read: pay what the page cost beyond the reservation, or get back what it did not use."""
         if not self.per_second:
             return
+        cost = float(len(page.get("Items", ()))) if self.unit == "items" else _capacity(page, consistent)
         with self._lock:
-            self._tokens -= len(page.get("Items", ())) if self.unit == "items" else _capacity(page, consistent)
+            self._tokens += reserved - cost
+            if self.unit != "items":
+                self._last_cost = cost
 
     def describe(self) -> str:
         return "no read limit" if not self.per_second else f"at most {self.per_second:g} {self.unit}/s"
@@ -99,15 +117,15 @@ class ScanSource:
     def read(self, segment: str, position: Any) -> Iterator[Page]:
         index, total = (int(part) for part in segment.split("/"))
         request: dict[str, Any] = {"TableName": self.table, "Segment": index, "TotalSegments": total,
-                                   "Limit": self.page_size, "ConsistentRead": self.consistent_read,
+                                   "Limit": self.limiter.page_limit(self.page_size), "ConsistentRead": self.consistent_read,
                                    "ReturnConsumedCapacity": "TOTAL"}
         start = decode_key(position) if position is not None else None
         while True:
             if start is not None:
                 request["ExclusiveStartKey"] = start
-            self.limiter.wait()
+            reserved = self.limiter.acquire(request["Limit"])
             page = self.dynamodb.scan(**request)
-            self.limiter.spend(page, self.consistent_read)
+            self.limiter.settle(reserved, page, self.consistent_read)
             start = page.get("LastEvaluatedKey")
             yield Page(segment, page.get("Items", []), encode_key(start), finished=start is None)
             if start is None:

@@ -107,16 +107,39 @@ class Clock:
         self.now += seconds
 
 
-def test_the_rate_limiter_makes_later_reads_pay_for_earlier_ones() -> None:
+def test_the_rate_limiter_is_paid_before_each_read_and_settled_after() -> None:
     clock = Clock()
     limiter = RateLimiter(10, clock=lambda: clock.now, sleep=clock.sleep)
-    limiter.wait()  # a second's worth is there at the start
-    limiter.spend({"Items": [{}] * 30}, consistent=False)
-    limiter.wait()  # 30 items at 10/s: 20 over, two seconds to pay them back
-    assert clock.slept == [2.0]
-    limiter.spend({"Items": [{}] * 5}, consistent=False)
-    limiter.wait()
-    assert clock.slept == [2.0, 0.5]
+    assert limiter.page_limit(1000) == 10  # a page is at most a second's worth
+    reserved = limiter.acquire(10)  # the bucket starts empty: a second to pay for 10 items
+    assert (reserved, clock.slept) == (10, [1.0])
+    limiter.settle(reserved, {"Items": [{}] * 5}, consistent=False)  # a short page gives back 5
+    limiter.acquire(10)  # 5 in hand, 5 to wait for
+    assert clock.slept == [1.0, 0.5]
+
+
+@pytest.mark.parametrize("per_second, segments, items", [
+    (500, 4, 20_000),   # issue 18: 500 read at 670/s when the limiter was paid after each page, per segment
+    (1000, 8, 30_000),
+    (7, 2, 100),
+])
+def test_parallel_segments_share_one_bucket_and_read_at_the_limit(per_second: int, segments: int, items: int) -> None:
+    # GIVEN segments taking turns (as threads would) with full pages and one shared limiter, on a fake clock
+    clock = Clock()
+    limiter = RateLimiter(per_second, clock=lambda: clock.now, sleep=clock.sleep)
+    limit, read, reads = limiter.page_limit(1000), 0, []
+    while read < items:
+        for _ in range(segments):
+            reserved = limiter.acquire(limit)
+            reads.append((clock.now, limit))
+            limiter.settle(reserved, {"Items": [{}] * limit}, consistent=False)
+            read += limit
+    # THEN over the run, and over every window of ten seconds, items/s never exceed the limit
+    assert read / clock.now <= per_second
+    assert read / clock.now > per_second * 0.99
+    for start, _ in reads:
+        in_window = sum(n for at, n in reads if start <= at < start + 10)
+        assert in_window <= per_second * 10 + limit
 
 
 @pytest.mark.parametrize("table, rate, items_per_second, expected", [
@@ -135,6 +158,7 @@ def test_provisioned_capacity_is_measured_from_consumed_capacity() -> None:
     clock = Clock()
     limiter = read_limiter({"ProvisionedThroughput": {"ReadCapacityUnits": 8}}, 0.5, None,
                            clock=lambda: clock.now, sleep=clock.sleep)
-    limiter.spend({"Items": [{}], "ConsumedCapacity": {"CapacityUnits": 12.0}}, consistent=True)
-    limiter.wait()  # 4 units/s, 4 in the bucket, 12 spent: 8 to pay back
-    assert clock.slept == [2.0]
+    reserved = limiter.acquire(1000)  # 4 units/s; the first estimate is one unit: a quarter of a second
+    limiter.settle(reserved, {"Items": [{}], "ConsumedCapacity": {"CapacityUnits": 12.0}}, consistent=True)
+    limiter.acquire(1000)  # 11 more were spent; the next page is estimated at the last one's 12: 23 to wait for
+    assert clock.slept == [0.25, 5.75]
