@@ -108,8 +108,7 @@ def parse_config(text: str, sink_types: SinkTypes, path: str = DEFAULT_PATH,
     try:
         doc = yamlfile.read(text, environ, name=path)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {_one_line(exc)} (quote values with [ ] {{ }} : # in them, "
-                           'e.g. type: "text[]")']) from None
+        raise ConfigError([f"{path}: not valid YAML: {_one_line(exc)} ({_yaml_hint(exc)})"]) from None
     errors = Errors(path, doc)
     for where, message in doc.errors:
         errors.add(where, message)
@@ -332,6 +331,12 @@ def _replaces_rows(sink: SinkConfig) -> bool:
 def _split_table(text: str, default_schema: str) -> tuple[str, str]:
     schema, dot, table = text.partition(".")
     return (schema, table) if dot else (default_schema, text)
+
+
+def _yaml_hint(exc: yaml.YAMLError) -> str:
+    if "'\\t'" in str(exc):  # "found character '\t' that cannot start any token"
+        return "a tab: indent with spaces, YAML does not accept tabs there"
+    return 'quote values with [ ] { } : # in them, e.g. type: "text[]"'
 
 
 def _one_line(exc: Exception) -> str:

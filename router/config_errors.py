@@ -6,6 +6,7 @@ Cerberus errors are rewritten into that form; every message shows a value expand
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,14 +43,18 @@ class Errors:
         return any(p[: len(prefix)] == prefix for p, _ in self.items)
 
     def add_cerberus(self, errors: Iterable[Any], schema: dict[str, Any], prefix: Path = ()) -> None:
-        for error in errors:
-            if error.is_group_error:
-                self.add_cerberus(error.child_errors, schema, prefix)
-                continue
-            path = prefix + tuple(error.document_path)
-            if any(reported == path for reported, _ in self.items):
+        leaves = _leaves(errors)
+        meant, present = _misspelled(leaves, schema)
+        for error in leaves:
+            where = tuple(error.document_path)
+            if any(reported == prefix + where for reported, _ in self.items):
                 continue  # e.g. "must not be empty" after "environment variable X is not set"
-            self.add(path, _cerberus_message(error, schema, error.value))
+            if error.rule == "required" and where in present:
+                continue  # there, but misspelled: the unknown key is the one problem to report
+            message = _cerberus_message(error, schema, error.value)
+            if where in meant:
+                message = message.replace("unknown key", f"unknown key, did you mean {meant[where]!r}?", 1)
+            self.add(prefix + where, message)
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -62,6 +67,31 @@ def tree_errors(node: Any) -> list[Any]:
     for child in node.descendants.values():
         found.extend(tree_errors(child))
     return found
+
+
+def _leaves(errors: Iterable[Any]) -> list[Any]:
+    found = []
+    for error in errors:
+        found.extend(_leaves(error.child_errors) if error.is_group_error else [error])
+    return found
+
+
+def _misspelled(errors: list[Any], schema: dict[str, Any]) -> tuple[dict[Path, str], set[Path]]:
+    """Unknown keys that are a missing required key misspelled (``dns`` for ``dsn``): the key each one
+    meant, and the required keys not to report as missing (the meant one, and its ``excludes`` partners)."""
+    missing = {tuple(e.document_path) for e in errors if e.rule == "required"}
+    meant: dict[Path, str] = {}
+    present: set[Path] = set()
+    for error in errors:
+        if error.code != cerberus.errors.UNKNOWN_FIELD.code or not error.document_path:
+            continue
+        where, key = tuple(error.document_path[:-1]), str(error.document_path[-1])
+        siblings = _schema_at(schema, error.schema_path)
+        for match in difflib.get_close_matches(key, [k for k in siblings if where + (k,) in missing], n=1, cutoff=0.6):
+            meant[tuple(error.document_path)] = match
+            excludes = siblings[match].get("excludes", [])
+            present.update(where + (k,) for k in [match, *([excludes] if isinstance(excludes, str) else excludes)])
+    return meant, present
 
 
 def _mask_value(message: str, value: str, written: str) -> str:
@@ -96,7 +126,11 @@ def _cerberus_message(error: Any, schema: dict[str, Any], value: Any) -> str:
 
 
 def _allowed_keys(schema: dict[str, Any], schema_path: tuple[Any, ...]) -> list[str]:
+    return sorted(_schema_at(schema, schema_path))
+
+
+def _schema_at(schema: dict[str, Any], schema_path: tuple[Any, ...]) -> dict[str, Any]:
     node: Any = schema
     for part in schema_path:
         node = node.get(part) if isinstance(node, dict) else None
-    return sorted(node) if isinstance(node, dict) else []
+    return node if isinstance(node, dict) else {}
