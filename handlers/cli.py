@@ -151,7 +151,7 @@ def replay(config: Path | None, event_file: Path, dry_run: bool, debug: bool) ->
     EVENT.json is what a Lambda receives from DynamoDB Streams. Prints what happened per route
     and the batchItemFailures response; exits 1 if a record failed.
     """
-    from handlers.render import batch_table, stats_table
+    from handlers.render import batch_table, stats_table, stopped_at
     from operations.dryrun import dry_run_pipeline
 
     try:
@@ -172,7 +172,7 @@ def replay(config: Path | None, event_file: Path, dry_run: bool, debug: bool) ->
                 click.echo(f"{statement};\n")
     console.print(stats_table(result.stats, "dry run: counted as if the target were empty" if dry_run else None))
     if result.failure is not None:
-        console.print(Text(f"stopped at record {result.failure.index}: {result.failure.reason}", style="red"))
+        console.print(Text(stopped_at(result), style="red"))
     click.echo(json.dumps(result.response))
     if result.failure is not None:
         sys.exit(1)

@@ -5,6 +5,7 @@ Registered on ``handlers.cli.app`` (imported there with one line).
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 import time
@@ -27,10 +28,14 @@ from router.pipeline import Pipeline
 from sinks.postgres.sink import PostgresSink
 
 
-def _scan_options(function: Callable[..., Any]) -> Callable[..., Any]:
+def _scan_options(segments: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """ROUTE and the Scan's options; ``segments`` is the help of --segments."""
+    return functools.partial(_add_scan_options, segments=segments)
+
+
+def _add_scan_options(function: Callable[..., Any], segments: str) -> Callable[..., Any]:
     options = [
-        click.option("--segments", type=click.IntRange(1, 1000), default=4, show_default=True,
-                     help="Parallel Scan segments (with --from-export: data files read at once)."),
+        click.option("--segments", type=click.IntRange(1, 1000), default=4, show_default=True, help=segments),
         click.option("--rate", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
                      help="Fraction of a provisioned table's read capacity to use."),
         click.option("--items-per-second", type=click.FloatRange(0, min_open=True),
@@ -115,7 +120,7 @@ def _progress(title: str, total: int | None, done: int) -> Iterator[Callable[[in
 
 
 @command
-@_scan_options
+@_scan_options("Parallel Scan segments (with --from-export: data files read at once).")
 @click.option("--from-export", "export", metavar="PATH",
               help="Read a DynamoDB export to S3 (DYNAMODB_JSON) instead of scanning: a directory or s3://bucket/prefix.")
 @click.option("--batch-size", type=click.IntRange(1, 10000), default=1000, show_default=True,
@@ -181,16 +186,17 @@ def _backfill(pipeline: Pipeline, route: Route, source: Any, aws: _Aws, segments
         checkpoints.clear(route.name, source.name)
     runner = Backfill(pipeline, route, source, checkpoints, key_names=aws.key_names, batch_size=batch_size,
                       workers=segments)
-    resumed = sum(state.items for state in runner.states().values())
+    states = runner.states()
+    resumed = sum(state.items for state in states.values())
+    if states and all(state.finished for state in states.values()):  # said before a progress bar would be drawn full
+        console.print(f"nothing to do: this backfill finished earlier ({resumed} items); --restart runs it again")
+        return
     began = time.monotonic()
     with _progress(f"backfill {route.name}", source.estimated_items, resumed) as advance:
         runner.on_page = lambda report: advance(report.items)
         result = runner.run()
     seconds = time.monotonic() - began
     stats = result.stats
-    if result.pages == 0 and resumed:
-        console.print(f"nothing to do: this backfill finished earlier ({resumed} items); --restart runs it again")
-        return
     console.print(f"{result.items} item(s) read in {seconds:.1f}s ({result.items / max(seconds, 1e-9):,.0f} items/s)"
                   + (f", resumed after {result.resumed}" if result.resumed else "") + f": {stats.upserted} written, "
                   f"{stats.stale} already in the target or deleted since, {stats.dead_lettered} dead-lettered; "
@@ -201,7 +207,7 @@ def _backfill(pipeline: Pipeline, route: Route, source: Any, aws: _Aws, segments
 
 
 @command
-@_scan_options
+@_scan_options("Parallel Scan segments (without --sample).")
 @click.option("--sample", type=click.IntRange(1), metavar="N",
               help="Compare N random items, and look N random target rows up in DynamoDB, instead of everything.")
 @click.option("--show", type=click.IntRange(1, 1000), default=10, show_default=True,

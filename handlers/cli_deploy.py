@@ -31,7 +31,8 @@ ARCHITECTURES = ("x86_64", "arm64")
                                                "[default: build/cdc-router-lambda.zip seen from --output].")
 @click.option("--arch", type=click.Choice(ARCHITECTURES), default="x86_64", show_default=True,
               help="Lambda architecture; build the zip with the same --arch.")
-@click.option("--batch-size", type=click.IntRange(1, 10000), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=100, show_default=True,
+              help="BatchSize: stream records per invocation.")
 @click.option("--batching-window", type=click.IntRange(0, 300), default=1, show_default=True,
               help="MaximumBatchingWindowInSeconds.")
 @click.option("--max-retries", type=click.IntRange(0, 10000), default=10, show_default=True,
@@ -39,7 +40,8 @@ ARCHITECTURES = ("x86_64", "arm64")
 @click.option("--max-record-age", type=click.IntRange(60, 604800), default=86400, show_default=True,
               help="MaximumRecordAgeInSeconds.")
 @click.option("--starting-position", type=click.Choice(["TRIM_HORIZON", "LATEST"]), default="TRIM_HORIZON",
-              show_default=True)
+              show_default=True, help="Where a new trigger starts reading its stream (TRIM_HORIZON: the oldest "
+                                      "record, harmless with the version guard).")
 def template(config: Path | None, output: Path, code_uri: str | None, arch: str, batch_size: int,
              batching_window: int, max_retries: int, max_record_age: int, starting_position: str,
              debug: bool) -> None:
@@ -70,8 +72,9 @@ def template(config: Path | None, output: Path, code_uri: str | None, arch: str,
 
 @command
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_ZIP,
-              show_default=True)
-@click.option("--arch", type=click.Choice(ARCHITECTURES), default="x86_64", show_default=True)
+              show_default=True, help="Where to write the zip.")
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default="x86_64", show_default=True,
+              help="Lambda architecture of the wheels; render the template with the same --arch.")
 @click.option("--python-version", default="3.12", show_default=True,
               help="The runtime's Python (the template's is 3.12).")
 def package(config: Path | None, output: Path, arch: str, python_version: str, debug: bool) -> None:
@@ -99,7 +102,8 @@ def dead_letters() -> None:
 
 @subcommand(dead_letters)
 @click.option("--route", multiple=True, help="Only this route (repeatable).")
-@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True,
+              help="Show at most this many dead letters (by route, then stream order).")
 def list_command(config: Path | None, route: tuple[str, ...], limit: int, debug: bool) -> None:
     """Show the dead-letter table's rows: route, SequenceNumber, when, and the error."""
     from operations.redrive import stored

@@ -1,14 +1,17 @@
 """What every ``cdc-router`` subcommand shares: one-line errors, exit codes, quiet logs, Ctrl-C.
 
 Exit codes: 0 success, 1 a problem found (invalid config, drift, a failed record), 2 a
-usage error. A failure is one line on stderr (every line of an invalid config); the
-traceback and the JSON logs only with ``--debug``.
+usage error, 130 interrupted, 141 output closed early (``| head``, silently, like SIGPIPE).
+A failure is one line on stderr (every line of an invalid config); the traceback and the
+JSON logs only with ``--debug``. AWS errors about a missing region or credentials say how
+to give them, locally too (``cdc-router demo --serve``).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -29,7 +32,22 @@ from router.log import logger
 from router.sink import SinkError
 from sinks.postgres.connection import mask
 
-console = Console(highlight=False, soft_wrap=True)  # lines wrap in the terminal, not in pipes or logs
+# Lines wrap in the terminal, not in pipes or logs; piped (Rich would assume 80 columns), tables are as wide as their
+# contents. COLUMNS still sets the width.
+PIPE_WIDTH = 1000
+BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports a command killed by it
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """As Rich does (quietly, stdout to devnull), with the exit code of a closed pipe rather than 1."""
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(BROKEN_PIPE)
+
+
+console = _Console(highlight=False, soft_wrap=True,
+                   width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH)
 # Errors whose message is already one clear line for the user.
 EXPECTED = (SinkError, StreamError, InvalidEventError, DemoError, NoPostgresError, NotImplementedError, OSError)
 
@@ -79,6 +97,9 @@ def subcommand(group: click.Group) -> Callable[[Callable[..., Any]], click.Comma
             except KeyboardInterrupt:
                 error("interrupted")
                 sys.exit(130)
+            except BrokenPipeError:  # the reader went away (| head): stop quietly, as a command killed by SIGPIPE
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+                sys.exit(BROKEN_PIPE)
             except Exception as exc:  # the one place that turns any failure into a line
                 if debug:
                     traceback.print_exc()
@@ -107,7 +128,17 @@ def quiet_logs(debug: bool) -> Iterator[None]:
         handler.setStream(stream)
 
 
+AWS_HINTS = {  # botocore's exceptions by name (botocore is imported only by the commands that use AWS)
+    "NoRegionError": "no AWS region: pass --region or set AWS_DEFAULT_REGION (for DynamoDB on this machine, "
+                     "`cdc-router demo --serve` prints the variables to set)",
+    "NoCredentialsError": "no AWS credentials: configure them (aws configure, AWS_PROFILE) or, for DynamoDB on this "
+                          "machine, set the ones `cdc-router demo --serve` prints (moto accepts any)",
+}
+
+
 def one_line(exc: Exception, hint: bool) -> str:
+    if type(exc).__module__.startswith("botocore") and type(exc).__name__ in AWS_HINTS:
+        return "error: " + AWS_HINTS[type(exc).__name__]
     expected = isinstance(exc, EXPECTED)
     shown = str(exc) if expected else f"{type(exc).__name__}: {exc}"
     first = (shown.strip().splitlines() or [type(exc).__name__])[0]

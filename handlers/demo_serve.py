@@ -94,4 +94,4 @@ def suggestions(config: Config) -> list[str]:
         ("cdc-router replay tests/events/employees_put_2001.json", "a saved Lambda event"),
     ]
     width = max(len(command) for command, _ in commands[:4]) + 2
-    return [f"{command.ljust(width)}# {what}" for command, what in commands]
+    return [f"{command.ljust(width) if len(command) < width else command + '  '}# {what}" for command, what in commands]

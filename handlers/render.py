@@ -18,6 +18,7 @@ from operations.stream_runner import BatchReport
 from router.attrs import dumps_exact
 from router.model import MISSING, Route
 from router.modes import SourceKind
+from router.pipeline import BatchResult
 from router.sink import Drift, RouteBatch, RouteStats
 
 if TYPE_CHECKING:
@@ -112,9 +113,19 @@ def batch_line(report: BatchReport) -> Text:
     line = Text(f"{report.table} {report.shard_id}: {len(records)} record{'s' if len(records) != 1 else ''} "
                 f"({label} {numbers}): {counts or 'nothing to write'}")
     if report.result.failure is not None:
-        line.append(f" -- stopped at record {report.result.failure.index}: {report.result.failure.reason}",
+        line.append(f" -- {stopped_at(report.result)}",
                     style="red")
     return line
+
+
+def stopped_at(result: BatchResult) -> str:
+    """Where a batch stopped and why, naming the record once (the reason may already start with it)."""
+    failure = result.failure
+    assert failure is not None
+    where = result.records[failure.index].where
+    line = f"stopped at {where}: {failure.reason.removeprefix(where + ': ')}"
+    after = len(result.records) - failure.index - 1
+    return line + (f"; it and the {after} record(s) after it are reported back for retry" if after else "")
 
 
 def step_renderables(step: Step) -> list[RenderableType]:

@@ -59,6 +59,7 @@ def test_backfill_then_verify(dynamodb: Any, employees: Path, pg: Any) -> None:
     again = cli("backfill", "employees", "--config", employees, "--segments", 3)
     assert again.stdout.splitlines()[-1] == ("nothing to do: this backfill finished earlier (120 items); --restart "
                                              "runs it again")
+    assert "backfill employees" not in again.stdout  # no progress bar drawn full before it (issue 18)
 
     checked = cli("verify", "employees", "--config", employees)
     assert checked.exit_code == 0, checked.stderr

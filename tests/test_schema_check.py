@@ -47,6 +47,9 @@ def _t(statement: str, schema: str) -> str:
     # a column of another type (the catalog says "character varying(20)" for varchar(20))
     ('ALTER TABLE {t} ALTER COLUMN "Name" TYPE text', "type mismatch", "Name", "varchar(20)", "text",
      'ALTER TABLE "SCHEMA"."Employees" ALTER COLUMN "Name" TYPE varchar(20) USING "Name"::varchar(20)'),
+    # the same type, another length: shown in the route's words, not the catalog's "character varying(30)"
+    ('ALTER TABLE {t} ALTER COLUMN "Name" TYPE varchar(30)', "type mismatch", "Name", "varchar(20)", "varchar(30)",
+     'ALTER TABLE "SCHEMA"."Employees" ALTER COLUMN "Name" TYPE varchar(20) USING "Name"::varchar(20)'),
     # the version column the guard needs; existing rows get 0, older than any stream record
     ('ALTER TABLE {t} DROP COLUMN "_cdc_version"', "missing column", "_cdc_version", "numeric", None,
      'ALTER TABLE "SCHEMA"."Employees" ADD COLUMN "_cdc_version" numeric NOT NULL DEFAULT 0'),
@@ -98,8 +101,8 @@ def test_several_differences_are_all_reported(checked: Callable[[str], list[Drif
     ("text[]", "text[]"),
 ])
 def test_catalog_type_names(ours: str, catalog: str, pg: Any) -> None:
-    # the mapping agrees with what Postgres itself reports for a column of that type
-    assert POSTGRES.catalog_type(ours) == catalog
+    # the mapping agrees with what Postgres itself reports for a column of that type, both ways
+    assert POSTGRES.catalog_type(ours) == catalog and POSTGRES.route_type(catalog) == ours
     pg.conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(pg.schema)))
     pg.conn.execute(sql.SQL("CREATE TABLE {} (c {})").format(sql.Identifier(pg.schema, "probe"), sql.SQL(ours)))
     (row,) = pg.conn.execute("SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute "

@@ -50,6 +50,13 @@ class Dialect:
                 return catalog + type_name[len(ours):]
         return type_name
 
+    def route_type(self, catalog_name: str) -> str:
+        """The other way: a catalog's type named as routes name it (``character varying(10)`` -> ``varchar(10)``)."""
+        for ours, catalog in self.catalog_names.items():
+            if catalog_name == catalog or catalog_name.startswith((catalog + "(", catalog + "[")):
+                return ours + catalog_name[len(catalog):]
+        return catalog_name
+
     def same_name(self, name: str) -> str:
         """A column or table name as the catalog holds it."""
         return name.lower() if self.folds_case else name

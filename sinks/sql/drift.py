@@ -35,7 +35,7 @@ def differences(route: Route, live: LiveTable | None, dialect: Dialect) -> list[
             drifts.append(Drift(route.name, shown, "missing column", name, type_name,
                                 fix=(_text(_add_column(table, name, type_name)),)))
         elif actual != dialect.catalog_type(type_name):
-            drifts.append(Drift(route.name, shown, "type mismatch", name, type_name, actual,
+            drifts.append(Drift(route.name, shown, "type mismatch", name, type_name, dialect.route_type(actual),
                                 fix=(_text(_alter_type(table, name, type_name, dialect)),)))
     if dialect.keys_enforced and live.primary_key != tuple(map(dialect.same_name, route.key)):
         drifts.append(_key_drift(route, live, table, dialect))
