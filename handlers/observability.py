@@ -3,8 +3,9 @@
 Metrics (namespace ``$POWERTOOLS_METRICS_NAMESPACE``, default ``CdcRouter``), one EMF
 document per route that the batch touched, with the dimensions ``service`` and ``route``:
 
-- ``RecordsApplied``, ``RecordsStale``, ``RecordsDeleted``, ``RecordsDeadLettered``,
-  ``RecordsFailed`` (counts, zeros included, so that alarms and sums see every batch)
+- ``RecordsApplied``, ``RecordsStale``, ``RecordsDeleted``, ``RecordsExpired``, ``RecordsDeadLettered``,
+  ``RecordsFailed`` (counts, zeros included, so that alarms and sums see every batch); ``RecordsExpired``
+  counts DynamoDB TTL expiries apart from users' deletes, whatever the route's ``ttl_deletes`` did
 - ``ReplicationLagMs``: now minus the oldest ``ApproximateCreationDateTime`` in the batch
 
 and, through Powertools' ``log_metrics``, ``BatchRecords`` (dimension ``service``) and
@@ -34,7 +35,7 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CdcRouter")
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "cdc-router")
 # RouteStats field -> metric name
 COUNTS = {"upserted": "RecordsApplied", "stale": "RecordsStale", "deleted": "RecordsDeleted",
-          "dead_lettered": "RecordsDeadLettered", "failed": "RecordsFailed"}
+          "expired": "RecordsExpired", "dead_lettered": "RecordsDeadLettered", "failed": "RecordsFailed"}
 LAG = "ReplicationLagMs"
 
 # The cold-start metric names the function; outside Lambda (tests, the CLI) the context is

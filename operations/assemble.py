@@ -38,8 +38,16 @@ def build_sinks(config: Config, sink_types: SinkTypes = SINK_TYPES) -> dict[str,
 
 
 def pipeline_for(config: Config, sinks: Mapping[str, Sink] | None = None, parse: Parser = parse_event) -> Pipeline:
-    """The pipeline of ``config``: its sinks (built unless given) and the Lambda event parser."""
-    return Pipeline(config, build_sinks(config) if sinks is None else sinks, parse)
+    """The pipeline of ``config``: its sinks (built unless given), the Lambda event parser, and Secrets Manager
+    for the mask keys."""
+    return Pipeline(config, build_sinks(config) if sinks is None else sinks, parse, read_secret)
+
+
+def read_secret(name: str) -> str:
+    """A Secrets Manager secret's text (the HMAC key of masked columns: ``router.masking``)."""
+    import boto3  # on use: only configs with a mask_secret pay for it
+
+    return str(boto3.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"])
 
 
 def pipeline_from_path(path: str | os.PathLike[str] | None = None) -> Pipeline:

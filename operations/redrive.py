@@ -65,7 +65,7 @@ def _retry_one(pipeline: Pipeline, sink: Sink, letter: StoredDeadLetter) -> Outc
                                                           f"{pipeline.config.path}")
     strict = dataclasses.replace(route, on_error=OnError.FAIL)
     config = dataclasses.replace(pipeline.config, routes={route.name: strict}, unrouted=Unrouted.FAIL)
-    result = Pipeline(config, pipeline.sinks, pipeline.parse).process({"Records": [letter.record]})
+    result = Pipeline(config, pipeline.sinks, pipeline.parse, pipeline.read_secret).process({"Records": [letter.record]})
     if result.failure is None:
         return Outcome(letter, sink.name, True, stats=result.stats[route.name])
     return Outcome(letter, sink.name, False, reason=result.failure.reason, transient=result.failure.transient)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from operations.assemble import read_secret
 from operations.backfill import insert_record
 from router.attrs import to_python
 from router.errors import RecordError
@@ -79,7 +80,7 @@ class Verifier:
 
     def __init__(self, route: Route, comparison: Comparison, key_names: Sequence[str], show: int = 10):
         self.route, self.comparison, self.key_names, self.show = route, comparison, tuple(key_names), show
-        self.transform = RouteTransform(route)
+        self.transform = RouteTransform(route, read_secret)  # masked columns compare as digests
         self.items = 0
         self.refused: list[Difference] = []
         self.refused_count = 0

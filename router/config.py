@@ -22,8 +22,8 @@ from router.config_sources import SCHEMA as SOURCE_SCHEMA
 from router.config_sources import build_version, check_agreement
 from router.errors import CastError, ConfigError
 from router.limits import fit_type
-from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, Filter, Route, SinkConfig
-from router.modes import Deletes, MergeStrategy, OnError, Unrouted
+from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, Filter, MaskKey, Route, SinkConfig
+from router.modes import Deletes, Mask, MergeStrategy, OnError, Unrouted
 from router.sink import SinkTypes
 from router.types import parse_type
 from router.yamlfile import Path
@@ -37,6 +37,7 @@ COLUMN_SCHEMA = {
     "type": {"type": "string", "check_with": "column_type", "default": "text"},
     "default": {"nullable": True},
     "fallback": {"nullable": True},
+    "mask": {"type": "string", "allowed": list(Mask)},
 }
 ROUTE_SCHEMA = {
     **SOURCE_SCHEMA,  # kinesis, version
@@ -50,6 +51,7 @@ ROUTE_SCHEMA = {
                 "valuesrules": {"type": "dict", "nullable": True, "schema": COLUMN_SCHEMA}},
     "extras": {**_STRING, "nullable": True},
     "deletes": {"type": "string", "allowed": list(Deletes), "default": Deletes.HARD.value},
+    "ttl_deletes": {"type": "string", "allowed": list(Deletes)},  # absent: as `deletes`
     "on_error": {"type": "string", "allowed": list(OnError), "default": OnError.FAIL.value},
     "filter": {"type": "dict", "schema": {
         "attribute": {**_STRING, "required": True},
@@ -148,7 +150,10 @@ def _connection_option(doc: yamlfile.Document, where: Path, sink_types: SinkType
 
 
 def _sink_schema(sink_types: SinkTypes) -> dict[str, Any]:
-    return {"type": {"type": "string", "required": True, "allowed": list(sink_types)}}
+    return {"type": {"type": "string", "required": True, "allowed": list(sink_types)},
+            # the HMAC key of the routes' `mask: hmac_sha256` columns (router.masking), for every sink type
+            "mask_secret": {"type": "string", "empty": False, "excludes": "mask_key"},
+            "mask_key": {"type": "string", "empty": False, "excludes": "mask_secret"}}
 
 
 def _top_schema(sink_types: SinkTypes) -> dict[str, Any]:
@@ -168,9 +173,16 @@ def _build_sinks(entries: dict[str, Any], sink_types: SinkTypes, errors: Errors)
         if not validator.validate(entry):
             errors.add_cerberus(tree_errors(validator.document_error_tree), schema, prefix=("sinks", name))
             continue
-        options = {k: v for k, v in validator.document.items() if k != "type"}
-        sinks[name] = SinkConfig(name=name, type=entry["type"], options=options, capabilities=sink_type.capabilities)
+        options = {k: v for k, v in validator.document.items() if k not in ("type", "mask_secret", "mask_key")}
+        sinks[name] = SinkConfig(name=name, type=entry["type"], options=options, capabilities=sink_type.capabilities,
+                                 mask_key=_mask_key(validator.document))
     return sinks
+
+
+def _mask_key(entry: dict[str, Any]) -> MaskKey | None:
+    if "mask_secret" in entry or "mask_key" in entry:
+        return MaskKey(secret=entry.get("mask_secret"), value=entry.get("mask_key"))
+    return None
 
 
 def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], errors: Errors) -> dict[str, Route]:
@@ -222,6 +234,7 @@ class _RouteBuilder:
         version = None
         if not self.errors.has_under(self.path + ("kinesis",)) and not self.errors.has_under(self.path + ("version",)):
             version = build_version(entry, self.path, self.errors)
+        ttl_deletes = self._ttl_deletes() if self._valid("ttl_deletes") else None
         if self.errors.has_under(self.path) or version is None:
             return None
         return Route(
@@ -229,7 +242,17 @@ class _RouteBuilder:
             key=tuple(key), columns=tuple(c for c in columns if c is not None), extras=extras,
             deletes=Deletes(entry["deletes"]), on_error=OnError(entry["on_error"]), filter=route_filter,
             log_records=entry["log_records"], kinesis=entry.get("kinesis"), version=version,
+            ttl_deletes=ttl_deletes, mask_key=sink.mask_key if sink else None,
         )
+
+    def _ttl_deletes(self) -> Deletes | None:
+        """An expiry may do what a delete does, or nothing: the target table and its statements are
+        built for the route's ``deletes``, so a third behaviour has nowhere to go."""
+        ttl_deletes, deletes = Deletes(self.entry["ttl_deletes"]), Deletes(self.entry["deletes"])
+        if ttl_deletes not in (deletes, Deletes.IGNORE):
+            self.errors.add(self.path + ("ttl_deletes",), f"invalid value '{ttl_deletes}' with deletes: {deletes} "
+                                                          f"(allowed: {deletes}, ignore)")
+        return ttl_deletes
 
     def _sink(self) -> SinkConfig | None:
         name = self.entry["sink"]
@@ -269,7 +292,24 @@ class _RouteBuilder:
             literals[option] = MISSING
             if option in spec:
                 literals[option] = self._literal(spec[option], column_type, path + (option,))
-        return Column(name=name, path=attr_path, type=column_type, **literals)
+        mask = Mask(spec["mask"]) if "mask" in spec else None
+        if mask is not None:
+            self._check_mask(mask, column_type, spec, path)
+        return Column(name=name, path=attr_path, type=column_type, mask=mask, **literals)
+
+    def _check_mask(self, mask: Mask, column_type: Any, spec: dict[str, Any], path: Path) -> None:
+        """A digest is 64 hex characters: it needs a text column; the key must exist; nothing unmasked may
+        stand in for the value (a default or fallback would be stored as written)."""
+        if mask != Mask.REDACT and (column_type.base not in ("text", "varchar") or column_type.is_array
+                                    or (column_type.length or 64) < 64):
+            self.errors.add(path + ("type",), f"invalid type {column_type.name!r} for mask: {mask} "
+                                              "(allowed: text, varchar(n) with n >= 64)")
+        if "default" in spec or "fallback" in spec:
+            self.errors.add(path + ("mask",), "a masked column cannot have a default or a fallback")
+        sink = self.sinks.get(self.entry.get("sink", ""))
+        if mask == Mask.HMAC_SHA256 and sink is not None and sink.mask_key is None:
+            self.errors.add(path + ("mask",), f"mask: hmac_sha256 needs a key: set mask_secret (a Secrets Manager "
+                                              f"secret) or mask_key on sink {sink.name!r}")
 
     def _literal(self, value: Any, column_type: Any, path: Path) -> Any:
         if value is None:
@@ -287,6 +327,9 @@ class _RouteBuilder:
             if column is None:
                 self.errors.add(self.path + ("key", index), f"{name!r} is not a column of this route "
                                                             f"(columns: {', '.join(self.entry['columns'])})")
+            elif column.mask == Mask.REDACT:
+                self.errors.add(self.path + ("columns", name), "a key column cannot be redacted (use mask: "
+                                                               "hmac_sha256 or sha256: the key becomes a hash)")
             elif column.default is not MISSING or column.fallback is not MISSING:
                 self.errors.add(self.path + ("columns", name), "a key column cannot have a default or a fallback "
                                                                "(it would merge different items into one row)")
@@ -312,6 +355,10 @@ def _check_shared_targets(routes: dict[str, Route], sinks: dict[str, SinkConfig]
             errors.add(("routes", route.name, "table"),
                        f"{route.qualified_table} is also written by route {other.name!r} with key {list(other.key)} "
                        f"and deletes: {other.deletes}; routes sharing a table must agree on both")
+        elif other is not route and other.deletes_for(True) != route.deletes_for(True):
+            errors.add(("routes", route.name, "ttl_deletes"),
+                       f"{route.qualified_table} is also written by route {other.name!r} with ttl_deletes: "
+                       f"{other.deletes_for(True)}; routes sharing a table must agree on it")
         elif other is not route and _written(other) != _written(route) and _replaces_rows(sinks[route.sink]):
             errors.add(("routes", route.name, "columns"),
                        f"{route.qualified_table} is also written by route {other.name!r} with columns "

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from router.modes import Deletes, MergeStrategy, OnError, Unrouted, VersionSource
+from router.modes import Deletes, Mask, MergeStrategy, OnError, Unrouted, VersionSource
 from router.types import ColumnType
 
 VERSION_COLUMN = "_cdc_version"
@@ -22,6 +22,7 @@ class Column:
     type: ColumnType
     default: Any = MISSING         # when the attribute is absent
     fallback: Any = MISSING        # when absent, NULL, or not castable
+    mask: Mask | None = None       # hash or drop the value before it goes anywhere
 
     @property
     def source(self) -> str:
@@ -46,6 +47,16 @@ class VersionSpec:
 
 
 @dataclass(frozen=True)
+class MaskKey:
+    """Where the HMAC key of ``mask: hmac_sha256`` comes from: a sink's ``mask_secret`` or ``mask_key``.
+
+    ``router.masking`` reads it once per container; the key itself stays out of every repr."""
+
+    secret: str | None = None      # Secrets Manager secret name or ARN
+    value: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     source: str                    # DynamoDB table name, as in the eventSourceARN
@@ -61,6 +72,12 @@ class Route:
     log_records: bool = False      # record bodies stay out of logs unless a route opts in
     kinesis: str | None = None     # the Kinesis data stream that carries the source's changes (None: DynamoDB Streams)
     version: VersionSpec = VersionSpec()
+    ttl_deletes: Deletes | None = None  # what a TTL expiry does; None: the same as ``deletes``
+    mask_key: MaskKey | None = None     # the sink's HMAC key, for columns with mask: hmac_sha256
+
+    def deletes_for(self, expiry: bool) -> Deletes:
+        """What a REMOVE does to the row: ``ttl_deletes`` for a TTL expiry, else ``deletes``."""
+        return self.ttl_deletes if expiry and self.ttl_deletes is not None else self.deletes
 
     @property
     def target(self) -> tuple[str, str]:
@@ -98,6 +115,7 @@ class SinkConfig:
     type: str
     options: dict[str, Any] = field(default_factory=dict)
     capabilities: Capabilities = field(default_factory=Capabilities)  # of the sink's type
+    mask_key: MaskKey | None = None  # mask_secret / mask_key: kept out of ``options``, which sinks pass around
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,14 @@ class OnError(StrEnum):
     DEAD_LETTER = "dead_letter"  # store it with the reason; the stream moves on
 
 
+class Mask(StrEnum):
+    """How a column hides its value before it leaves the function (``mask:``)."""
+
+    HMAC_SHA256 = "hmac_sha256"  # keyed: equal values hash equally across routes and runs, unguessable without the key
+    SHA256 = "sha256"            # unkeyed: anyone can hash a guess and compare
+    REDACT = "redact"            # NULL
+
+
 class Unrouted(StrEnum):
     """What the pipeline does with a record of a table no route reads."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from router.errors import InvalidEventError, RecordError, SourceMismatchError, UnroutedRecordError
 from router.log import logger
+from router.masking import SecretReader
 from router.model import Config
 from router.modes import OnError, Unrouted
 from router.records import ChangeRecord, is_sequence_number
@@ -95,11 +96,13 @@ class Pipeline:
     names no implementation of either.
     """
 
-    def __init__(self, config: Config, sinks: Mapping[str, Sink], parse: Parser):
+    def __init__(self, config: Config, sinks: Mapping[str, Sink], parse: Parser,
+                 read_secret: SecretReader | None = None):
         self.config = config
         self.sinks = dict(sinks)
         self.parse = parse
-        self.transforms = {name: RouteTransform(route) for name, route in config.routes.items()}
+        self.read_secret = read_secret  # the mask keys' secrets (router.masking)
+        self.transforms = {name: RouteTransform(route, read_secret) for name, route in config.routes.items()}
 
     @paused_collector()
     def process(self, event: Any) -> BatchResult:
@@ -115,6 +118,7 @@ class Pipeline:
             if sink_failure and (failure is None or sink_failure.index < failure.index):
                 failure = sink_failure
         result.failure = failure
+        self._count_expired(result)
         self._count_failed(result)
         self._log(result)
         return result
@@ -176,7 +180,7 @@ class Pipeline:
                      [d for d in plan.dead_letters if d.route.sink == sink.name])
         failure: Failure | None = None
         while plan.changes or plan.dead_letters:
-            batches = _batches(reduce_changes(plan.changes), plan.dead_letters)
+            batches = _batches(reduce_changes(plan.changes), [self._masked(d) for d in plan.dead_letters])
             try:
                 stats = sink.apply(batches)
             except RejectedChangeError as exc:
@@ -187,10 +191,15 @@ class Pipeline:
             except SinkError as exc:
                 return _sink_failure(sink, batches, exc)
             for batch in batches:
-                result.stats[batch.route.name].add(stats.get(batch.route.name, RouteStats()))
+                result.stats[batch.route.name].add(_without_expiries(batch, stats.get(batch.route.name, RouteStats())))
                 result.stats[batch.route.name].dead_lettered += len(batch.dead_letters)
             break
         return failure
+
+    def _masked(self, letter: DeadLetter) -> DeadLetter:
+        """The dead letter as it may be stored: masked columns' values masked in the record."""
+        record = self.transforms[letter.route.name].masked(letter.record)
+        return letter if record is letter.record else DeadLetter(letter.route, record, letter.error)
 
     def _log(self, result: BatchResult) -> None:
         counts = {name: vars(stats) for name, stats in result.stats.items() if any(vars(stats).values())}
@@ -205,8 +214,15 @@ class Pipeline:
                                  "transient": failure.transient}
         route = self.config.routes.get(failure.route or "")
         if route is not None and route.log_records:  # the route opted in to record contents in its logs
-            extra["record"], extra["error"] = record.raw, failure.reason
+            extra["record"], extra["error"] = self.transforms[route.name].masked(record).raw, failure.reason
         logger.error("batch stopped at the first failed record", extra=extra)
+
+    def _count_expired(self, result: BatchResult) -> None:
+        end = len(result.records) if result.failure is None else result.failure.index
+        for record in result.records[:end]:
+            if record.is_expiry:
+                for route in self.config.routes_for(record.table or ""):
+                    result.stats[route.name].expired += 1
 
     def _count_failed(self, result: BatchResult) -> None:
         if result.failure is None:
@@ -229,6 +245,13 @@ def _after_rejection(plan: _Plan, exc: RejectedChangeError, failure: Failure | N
         return _Plan(remaining, plan.dead_letters + [DeadLetter(change.route, record, reason)]), failure
     cut = Failure(record.index, reason, change.route.name)
     return plan.before(record.index), cut if failure is None or cut.index < failure.index else failure
+
+
+def _without_expiries(batch: RouteBatch, stats: RouteStats) -> RouteStats:
+    """The sink counts every row a REMOVE changed; expiries are counted apart (``expired``), per record."""
+    expiries = sum(1 for change in batch.changes if change.record.is_expiry)
+    stats.deleted -= min(expiries, stats.deleted)
+    return stats
 
 
 def _batches(changes: list[Change], dead_letters: list[DeadLetter]) -> list[RouteBatch]:

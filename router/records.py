@@ -15,6 +15,7 @@ from router.modes import SourceKind
 
 EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}  # the userIdentity of a TTL expiry
 
 
 @dataclass(slots=True, eq=False)
@@ -36,6 +37,15 @@ class ChangeRecord:
     source: SourceKind = SourceKind.DYNAMODB_STREAMS
     stream: str | None = None      # the Kinesis data stream it came through
     created_us: int | None = None  # ApproximateCreationDateTime in exact epoch microseconds (Kinesis)
+    user_identity: dict[str, Any] | None = None  # who made the change; DynamoDB's TTL for an expiry
+
+    @property
+    def is_expiry(self) -> bool:
+        """A REMOVE made by DynamoDB's TTL process, not by a user
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-streams.html)."""
+        identity = self.user_identity
+        return (self.event_name == "REMOVE" and identity is not None
+                and identity.get("type") == TTL_IDENTITY["type"] and identity.get("principalId") == TTL_IDENTITY["principalId"])
 
     @property
     def is_delete(self) -> bool:

@@ -73,7 +73,8 @@ class RouteBatch:
 class RouteStats:
     upserted: int = 0              # rows inserted or updated
     stale: int = 0                 # upserts skipped: the row or its tombstone was as new or newer
-    deleted: int = 0               # rows deleted (hard) or marked deleted (soft)
+    deleted: int = 0               # rows deleted (hard) or marked deleted (soft) by a user's delete
+    expired: int = 0               # TTL expiries received, whatever ttl_deletes did with them
     dead_lettered: int = 0
     failed: int = 0                # records reported back to Lambda for retry
 

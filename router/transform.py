@@ -12,10 +12,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from router import attrs
+from router import attrs, masking
 from router.errors import CastError, RecordError
 from router.model import MISSING, Column, Filter, Route
-from router.modes import Deletes
+from router.modes import Deletes, Mask
 from router.records import ChangeRecord
 from router.sink import DELETE, UPSERT, Change
 from router.types import INT_RANGES, ColumnType, parse_type
@@ -25,13 +25,34 @@ _EXTRAS_TYPE = parse_type("jsonb")
 
 
 class RouteTransform:
-    def __init__(self, route: Route):
+    def __init__(self, route: Route, read_secret: masking.SecretReader | None = None):
         self.route = route
+        self.read_secret = read_secret  # for the HMAC key of masked columns
         self.columns = route.columns
         self.key_columns = route.key_columns
         self.mapped = frozenset(c.path[0] for c in route.columns)
-        self.readers = tuple((column.name, _reader(column)) for column in route.columns)
+        self.readers = tuple((column.name, self._reader(column)) for column in route.columns)
         self.version = version_reader(route.version)  # the number the guard compares (route's version:)
+        # a dead-lettered record comes back (redrive) with its masked values masked already
+        self.premasked = tuple((c.name, _premasked_reader(c) if c.mask else read) for c, (_, read)
+                               in zip(route.columns, self.readers))
+        self.has_masks = any(c.mask is not None for c in route.columns)
+
+    def _reader(self, column: Column) -> Callable[[dict[str, Any]], Any]:
+        return _reader(column) if column.mask is None else _masked_reader(column, self.mask_key)
+
+    def mask_key(self) -> bytes | None:
+        source = self.route.mask_key
+        return None if source is None else masking.read_key(source, self.read_secret)
+
+    def masked(self, record: ChangeRecord) -> ChangeRecord:
+        """The record as it may be stored (dead letters) or logged: masked columns' values masked."""
+        if not self.has_masks:
+            return record
+        return masking.masked_record(record, self.columns, self.mask_key())
+
+    def _readers(self, record: ChangeRecord) -> tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...]:
+        return self.premasked if self.has_masks and masking.MASKED in record.raw else self.readers
 
     def __call__(self, record: ChangeRecord) -> Change | None:
         if record.is_delete:
@@ -42,7 +63,7 @@ class RouteTransform:
                               "NEW_IMAGE or NEW_AND_OLD_IMAGES")
         if self.route.filter is not None and not _matches(self.route.filter, image):
             return self._left_filter(record)
-        row = {name: read(image) for name, read in self.readers}
+        row = {name: read(image) for name, read in self._readers(record)}
         if self.route.extras is not None:
             row[self.route.extras] = self._extras(image)
         return Change(self.route, UPSERT, self._key(row), row, self.version(record), record)
@@ -63,18 +84,19 @@ class RouteTransform:
         return self._delete(record)
 
     def _delete(self, record: ChangeRecord) -> Change | None:
-        if self.route.deletes == Deletes.IGNORE:
+        if self.route.deletes_for(record.is_expiry) == Deletes.IGNORE:
             return None
         image = {**(record.old_image or {}), **(record.keys or {})}
         route_filter = self.route.filter
         if route_filter is not None and route_filter.attribute in image and not _matches(route_filter, image):
             return None  # without the attribute (KEYS_ONLY) the delete applies: deleting nothing is harmless
         row = {}
+        readers = dict(self._readers(record))
         for column in self.key_columns:
             if _lookup(image, column.path) is MISSING:
                 raise RecordError(f"REMOVE record has no {column.source!r} for key column {column.name!r}: key columns "
                                   "must come from the table's key attributes (or use a NEW_AND_OLD_IMAGES stream)")
-            row[column.name] = _value(column, image)
+            row[column.name] = readers[column.name](image)
         return Change(self.route, DELETE, self._key(row), row, self.version(record), record)
 
     def _key(self, row: dict[str, Any]) -> tuple[Any, ...]:
@@ -123,6 +145,37 @@ def _reader(column: Column) -> Callable[[dict[str, Any]], Any]:
                 return value
         return _value(column, image)
     return read
+
+
+def _masked_reader(column: Column, key: Callable[[], bytes | None]) -> Callable[[dict[str, Any]], Any]:
+    """Mask first, then cast the digest: no error message can carry the value."""
+    mask = column.mask
+    assert mask is not None
+
+    def read(image: dict[str, Any]) -> Any:
+        av = _lookup(image, column.path)
+        if av is MISSING or mask == Mask.REDACT:
+            return None
+        try:
+            value = attrs.to_python(av)
+        except RecordError as exc:
+            raise RecordError(f"column {column.name!r} (from {column.source!r}): {exc.redacted}") from None
+        return _cast_masked(column, masking.mask_value(mask, value, key()))
+    return read
+
+
+def _premasked_reader(column: Column) -> Callable[[dict[str, Any]], Any]:
+    def read(image: dict[str, Any]) -> Any:
+        av = _lookup(image, column.path)
+        return None if av is MISSING else _cast_masked(column, attrs.to_python(av))
+    return read
+
+
+def _cast_masked(column: Column, digest: Any) -> Any:
+    try:
+        return None if digest is None else column.type.cast(digest)
+    except CastError as exc:
+        raise exc.wrap(f"column {column.name!r} (from {column.source!r})") from None
 
 
 _SLOW = object()  # "not a value the shortcut is sure about": take the general path

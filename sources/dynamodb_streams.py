@@ -37,6 +37,8 @@ def parse_record(raw: Any, index: int) -> ChangeRecord:
     record = ChangeRecord(index, raw, None, sequence_number=sequence if isinstance(sequence, str) else None,
                           event_id=raw.get("eventID"))
     record.table, record.error = table_from_arn(raw.get("eventSourceARN"))
+    identity = raw.get("userIdentity")
+    record.user_identity = identity if isinstance(identity, dict) else None
     if record.error is None:
         record.error = _fill(record, raw.get("eventName"), body)
     return record

@@ -72,6 +72,8 @@ def decode_data(data: Any) -> tuple[dict[str, Any] | None, str | None]:
 def _fill(record: ChangeRecord, change: dict[str, Any]) -> str | None:
     table, event_name, body = change.get("tableName"), change.get("eventName"), change["dynamodb"]
     record.event_id = change.get("eventID") if isinstance(change.get("eventID"), str) else None
+    identity = change.get("userIdentity")
+    record.user_identity = identity if isinstance(identity, dict) else None  # a TTL expiry's (router.records)
     if not isinstance(table, str) or not table:
         return f"invalid tableName {table!r} in kinesis.data (expected the DynamoDB table name)"
     record.table = table

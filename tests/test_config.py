@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TYPES = ("text, varchar(n), smallint, integer, bigint, numeric[(p[,s])], real, double precision, boolean, date, "
          "timestamp, timestamptz, uuid, json, jsonb, bytea, or an array of a scalar type such as text[]")
 QUOTE_HINT = '(quote values with [ ] { } : # in them, e.g. type: "text[]")'
-ROUTE_KEYS = "columns, deletes, extras, filter, key, kinesis, log_records, on_error, sink, source, table, version"
-COLUMN_KEYS = "default, fallback, from, type"
+ROUTE_KEYS = ("columns, deletes, extras, filter, key, kinesis, log_records, on_error, sink, source, table, ttl_deletes, "
+              "version")
+COLUMN_KEYS = "default, fallback, from, mask, type"
 
 
 def config(*, columns: Iterable[str] = ("Id: {type: bigint}",), sink: str = "mem", key: str = "[Id]",
@@ -94,7 +95,7 @@ BAD_FILES = [
                  id="unknown-top-level-key"),
     # an option the memory sink does not have
     pytest.param(config(sinks=("mem: {type: memory, dsn: x}",)), {},
-                 ["FILE: sinks.mem.dsn: unknown key (allowed: type)"],
+                 ["FILE: sinks.mem.dsn: unknown key (allowed: mask_key, mask_secret, type)"],
                  id="unknown-sink-option"),
     # a route without its source table
     pytest.param(config().replace("    source: Employees\n", ""), {},

@@ -60,10 +60,11 @@ def test_a_batch_with_applied_stale_deleted_and_dead_lettered_records(
     assert route["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["route", "service"]]
     assert (route["route"], route["service"]) == ("employees", "cdc-router")
     assert metric_names(route) == {"RecordsApplied": "Count", "RecordsStale": "Count", "RecordsDeleted": "Count",
-                                   "RecordsDeadLettered": "Count", "RecordsFailed": "Count",
+                                   "RecordsExpired": "Count", "RecordsDeadLettered": "Count", "RecordsFailed": "Count",
                                    "ReplicationLagMs": "Milliseconds"}
     assert {name: route[name] for name in metric_names(route) if name != "ReplicationLagMs"} == {
-        "RecordsApplied": [1.0], "RecordsStale": [1.0], "RecordsDeleted": [1.0], "RecordsDeadLettered": [1.0],
+        "RecordsApplied": [1.0], "RecordsStale": [1.0], "RecordsDeleted": [1.0], "RecordsExpired": [0.0],
+        "RecordsDeadLettered": [1.0],
         "RecordsFailed": [0.0]}
     # the oldest record of the batch was created 5 s before it was sent (one time.time() later)
     [lag] = route["ReplicationLagMs"]
