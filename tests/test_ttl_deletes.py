@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from factories import Stream, event
 from redshift_on_postgres import BOTH_SINKS, EMPLOYEES_ROUTE
+from test_sink_convergence import target
 
 from router.errors import ConfigError
 from router.records import TTL_IDENTITY
@@ -41,7 +42,7 @@ def test_an_ignored_expiry_keeps_the_row_and_a_user_delete_removes_it(sink: str,
     result = pipeline.process(event([expired(stream.remove({"Id": 1})), other_service]))
     # THEN the expired item stays, the deleted one is gone, and the metrics tell them apart
     assert result.response == OK
-    assert pg.rows("Employees", order_by="Id") == [{"Id": 1, "Name": "E1", "Department": "Ops"}]
+    assert target(pg, sink).rows("Employees", order_by="Id") == [{"Id": 1, "Name": "E1", "Department": "Ops"}]
     assert result.stats["employees"] == RouteStats(deleted=1, expired=1)
 
 
@@ -53,7 +54,7 @@ def test_an_ignored_expiry_in_the_batch_of_the_upsert_keeps_the_upsert(sink: str
     batch = [*items(stream), expired(stream.remove({"Id": 1})), stream.remove({"Id": 2})]
     for _ in range(2):  # and a redelivery changes nothing
         assert pipeline.process(event(batch)).response == OK
-        assert pg.rows("Employees", order_by="Id") == [{"Id": 1, "Name": "E1", "Department": "Ops"}]
+        assert target(pg, sink).rows("Employees", order_by="Id") == [{"Id": 1, "Name": "E1", "Department": "Ops"}]
 
 
 @pytest.mark.parametrize("sink", SINKS)
@@ -65,7 +66,7 @@ def test_an_expiry_follows_deletes_by_default(sink: str, deletes: str, pg: Any, 
     assert pipeline.process(event(items(stream))).response == OK
     result = pipeline.process(event([expired(stream.remove({"Id": 1}))]))
     assert result.stats["employees"] == RouteStats(expired=1)  # counted apart, not as a delete
-    rows = pg.rows("Employees", order_by="Id", bookkeeping=True)
+    rows = target(pg, sink).rows("Employees", order_by="Id", bookkeeping=True)
     if deletes == "hard":
         assert [r["Id"] for r in rows] == [2]
     else:
