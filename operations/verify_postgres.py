@@ -18,8 +18,8 @@ from typing import Any
 from psycopg import sql
 
 from operations.verify import Difference, Differences
-from router.model import DELETED_COLUMN, Route
-from router.modes import Deletes
+from router.model import DELETED_COLUMN, OP_COLUMN, VALID_TO, VERSION_COLUMN, Route
+from router.modes import Deletes, Mode
 from router.sink import Change
 from sinks.postgres import statements
 from sinks.postgres.sink import PostgresSink
@@ -37,6 +37,10 @@ _COMPARE = """WITH t AS (SELECT * FROM {target} t{live}), diff AS (
 SELECT kind, key, columns, source, target, count(*) FILTER (WHERE kind = 'missing') OVER (),
        count(*) FILTER (WHERE kind = 'extra') OVER (), count(*) FILTER (WHERE kind = 'different') OVER ()
 FROM diff ORDER BY {order} LIMIT %(show)s"""
+_CURRENT_VERSION = {
+    Mode.HISTORY: " WHERE t.{valid_to} IS NULL AND t.{op} = 'u'",
+    Mode.LOG: " WHERE t.{op} = 'u' AND NOT EXISTS (SELECT FROM {table} n WHERE {key_match} AND n.{version} > t.{version})",
+}
 _ESTIMATE = "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass"
 
 
@@ -45,7 +49,8 @@ class PostgresComparison:
 
     def __init__(self, sink: PostgresSink, route: Route):
         self.sink, self.route = sink, route
-        self.expected = dataclasses.replace(route, schema="pg_temp", table=EXPECTED, deletes=Deletes.IGNORE)
+        self.expected = dataclasses.replace(route, schema="pg_temp", table=EXPECTED, deletes=Deletes.IGNORE,
+                                            mode=Mode.CURRENT)
         self.columns = written_columns(route)
         self._load = statements.apply_statement(self.expected, sink.state_schema)
         conn = sink.connection()
@@ -98,6 +103,11 @@ class PostgresComparison:
 
     @property
     def _live(self) -> sql.Composable:
+        if self.route.versioned:  # the current versions: the last of each key, unless a delete
+            return sql.SQL(_CURRENT_VERSION[self.route.mode]).format(
+                op=sql.Identifier(OP_COLUMN), valid_to=sql.Identifier(VALID_TO), version=sql.Identifier(VERSION_COLUMN),
+                table=self._table, key_match=sql.SQL(" AND ").join(
+                    sql.SQL("n.{0} = t.{0}").format(sql.Identifier(k)) for k in self.route.key))
         if self.route.deletes != Deletes.SOFT:
             return sql.SQL("")
         return sql.SQL(" WHERE t.{} IS NULL").format(sql.Identifier(DELETED_COLUMN))

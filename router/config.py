@@ -23,7 +23,7 @@ from router.config_sources import build_version, check_agreement
 from router.errors import CastError, ConfigError
 from router.limits import fit_type
 from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, Filter, MaskKey, Route, SinkConfig
-from router.modes import Deletes, Mask, MergeStrategy, OnError, Unrouted
+from router.modes import Deletes, Mask, MergeStrategy, Mode, OnError, Unrouted
 from router.sink import SinkTypes
 from router.types import parse_type
 from router.yamlfile import Path
@@ -52,6 +52,7 @@ ROUTE_SCHEMA = {
     "extras": {**_STRING, "nullable": True},
     "deletes": {"type": "string", "allowed": list(Deletes), "default": Deletes.HARD.value},
     "ttl_deletes": {"type": "string", "allowed": list(Deletes)},  # absent: as `deletes`
+    "mode": {"type": "string", "allowed": list(Mode), "default": Mode.CURRENT.value},
     "on_error": {"type": "string", "allowed": list(OnError), "default": OnError.FAIL.value},
     "filter": {"type": "dict", "schema": {
         "attribute": {**_STRING, "required": True},
@@ -243,6 +244,7 @@ class _RouteBuilder:
             deletes=Deletes(entry["deletes"]), on_error=OnError(entry["on_error"]), filter=route_filter,
             log_records=entry["log_records"], kinesis=entry.get("kinesis"), version=version,
             ttl_deletes=ttl_deletes, mask_key=sink.mask_key if sink else None,
+            mode=Mode(entry["mode"]),
         )
 
     def _ttl_deletes(self) -> Deletes | None:
@@ -351,7 +353,11 @@ def _check_shared_targets(routes: dict[str, Route], sinks: dict[str, SinkConfig]
     first: dict[tuple[str, str, str], Route] = {}
     for route in routes.values():
         other = first.setdefault((route.sink, route.schema, route.table), route)
-        if other is not route and (other.key != route.key or other.deletes != route.deletes):
+        if other is not route and other.mode != route.mode:
+            errors.add(("routes", route.name, "mode"), f"{route.qualified_table} is also written by route "
+                                                       f"{other.name!r} with mode: {other.mode}; routes sharing a table "
+                                                       "must agree on it")
+        elif other is not route and (other.key != route.key or other.deletes != route.deletes):
             errors.add(("routes", route.name, "table"),
                        f"{route.qualified_table} is also written by route {other.name!r} with key {list(other.key)} "
                        f"and deletes: {other.deletes}; routes sharing a table must agree on both")

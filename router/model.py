@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from router.modes import Deletes, Mask, MergeStrategy, OnError, Unrouted, VersionSource
+from router.modes import Deletes, Mask, MergeStrategy, Mode, OnError, Unrouted, VersionSource
 from router.types import ColumnType
 
 VERSION_COLUMN = "_cdc_version"
 DELETED_COLUMN = "_cdc_deleted_at"
-RESERVED_COLUMNS = (VERSION_COLUMN, DELETED_COLUMN)
+OP_COLUMN, TIME_COLUMN = "_cdc_op", "_cdc_time"           # mode: history and log: the op; log: the change's time
+VALID_FROM, VALID_TO = "_valid_from", "_valid_to"         # mode: history: when a version held
+RESERVED_COLUMNS = (VERSION_COLUMN, DELETED_COLUMN, OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO)
 MISSING = object()  # "no default" / "no fallback": None is a legitimate value for both
 
 
@@ -74,10 +76,16 @@ class Route:
     version: VersionSpec = VersionSpec()
     ttl_deletes: Deletes | None = None  # what a TTL expiry does; None: the same as ``deletes``
     mask_key: MaskKey | None = None     # the sink's HMAC key, for columns with mask: hmac_sha256
+    mode: Mode = Mode.CURRENT           # history and log: a row per version, keyed by key + _cdc_version
 
     def deletes_for(self, expiry: bool) -> Deletes:
         """What a REMOVE does to the row: ``ttl_deletes`` for a TTL expiry, else ``deletes``."""
         return self.ttl_deletes if expiry and self.ttl_deletes is not None else self.deletes
+
+    @property
+    def versioned(self) -> bool:
+        """A row per version (history, log) rather than per item."""
+        return self.mode != Mode.CURRENT
 
     @property
     def target(self) -> tuple[str, str]:

@@ -13,6 +13,14 @@ class Deletes(StrEnum):
     IGNORE = "ignore"    # keep the row untouched
 
 
+class Mode(StrEnum):
+    """What a route's target table holds (``mode:``)."""
+
+    CURRENT = "current"  # one row per item: its current state
+    HISTORY = "history"  # one row per version, valid from its change's time to the next one's (SCD type 2)
+    LOG = "log"          # one row per change record, duplicates ignored
+
+
 class OnError(StrEnum):
     """What a route does with a record that can never be applied."""
 

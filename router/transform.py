@@ -55,6 +55,12 @@ class RouteTransform:
         return self.premasked if self.has_masks and masking.MASKED in record.raw else self.readers
 
     def __call__(self, record: ChangeRecord) -> Change | None:
+        change = self._change(record)
+        if change is not None and self.route.versioned:  # a row per version: reduce keeps every one
+            change.key += (change.version,)
+        return change
+
+    def _change(self, record: ChangeRecord) -> Change | None:
         if record.is_delete:
             return self._delete(record)
         image = record.new_image

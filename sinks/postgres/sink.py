@@ -22,7 +22,7 @@ from router.model import Route, SinkConfig
 from router.modes import Deletes
 from router.retry import RetryPolicy
 from router.sink import Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, SinkError
-from sinks.postgres import drift, statements
+from sinks.postgres import drift, statements, versions
 from sinks.postgres.connection import Credentials, classify
 from sinks.sql.drift import LiveTable
 from sinks.sql.rows import dead_letter_row, route_stats
@@ -54,7 +54,8 @@ class PostgresSink(SqlSink):
         self.credentials = Credentials(config.options)
         self._conn: psycopg.Connection[Any] | None = None
         self._refresh_secret = False
-        self._apply_sql = {r.name: statements.apply_statement(r, self.state_schema).as_string(None) for r in routes}
+        self._apply_sql = {r.name: (versions.apply_statement(r) if r.versioned else statements.apply_statement(
+            r, self.state_schema)).as_string(None) for r in routes}
         self._dead_letter_sql = statements.dead_letter_statement(self.state_schema).as_string(None)
         self._purge_sql = self.purge_statement(sql.Placeholder()).as_string(None)
 
@@ -117,7 +118,7 @@ class PostgresSink(SqlSink):
         # If a statement fails, the server skips the rest up to the Sync, COMMIT included, and the
         # transaction is rolled back (``connection()`` clears the aborted state before the next use).
         locks = sorted(set().union(*(statements.row_locks(self._targets[b.route.name], (c.key for c in b.changes))
-                                     for b in batches if b.route.deletes == Deletes.HARD)))
+                                     for b in batches if b.route.deletes == Deletes.HARD and not b.route.versioned)))
         with conn.pipeline():
             conn.execute("BEGIN")
             if locks:

@@ -87,6 +87,18 @@ def _field(index: int) -> sql.Identifier:
     return sql.Identifier(f"c{index}")
 
 
+def field_list(columns: Sequence[tuple[str, str]]) -> sql.Composed:
+    """The batch document's fields, as ``json_to_recordset`` declares them."""
+    return sql.SQL(", ").join(sql.SQL("{} {}").format(_field(i), sql.SQL(_field_type(t))) for i, (_, t) in enumerate(columns))
+
+
+def value_list(columns: Sequence[tuple[str, str]]) -> sql.Composed:
+    """The batch document's fields as the columns' values."""
+    return sql.SQL(", ").join(
+        sql.SQL("d.{}::{}").format(_field(i), sql.SQL(t)) if t in ("json", "jsonb") else sql.SQL("d.{}").format(_field(i))
+        for i, (_, t) in enumerate(columns))
+
+
 def apply_statement(route: Route, state_schema: str) -> sql.Composed:
     columns = written_columns(route)
     index = {name: i for i, (name, _) in enumerate(columns)}
@@ -96,12 +108,8 @@ def apply_statement(route: Route, state_schema: str) -> sql.Composed:
     key_fields = [sql.SQL("d.{}").format(_field(index[k])) for k in route.key]
     parts: dict[str, sql.Composable] = dict(
         table=table, tombstones=tombstones, version=version, deleted=deleted,
-        fields=sql.SQL(", ").join(sql.SQL("{} {}").format(_field(i), sql.SQL(_field_type(t)))
-                                  for i, (_, t) in enumerate(columns)),
+        fields=field_list(columns), values=value_list(columns),
         columns=sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns),
-        values=sql.SQL(", ").join(
-            sql.SQL("d.{}::{}").format(_field(i), sql.SQL(t)) if t in ("json", "jsonb") else sql.SQL("d.{}").format(_field(i))
-            for i, (_, t) in enumerate(columns)),
         key=sql.SQL(", ").join(sql.Identifier(k) for k in route.key),
         key_values=sql.SQL(", ").join(key_fields),
         key_match=sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(sql.Identifier(k), f)
@@ -159,7 +167,7 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
     columns = written_columns(route)
     json_columns = {name for name, type_name in columns if type_name in ("json", "jsonb")}
     fields = [(f"c{i}", name, name in json_columns) for i, (name, _) in enumerate(columns)]
-    hard = route.deletes == Deletes.HARD  # its upserts look up, its deletes write, the tombstone of the key
+    hard = route.deletes == Deletes.HARD and not route.versioned  # its upserts look up, its deletes write, the tombstone of the key
     documents = []
     for change in changes:
         row = change.row
@@ -173,6 +181,8 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
             if change.keeps_values:
                 document["t"] = change.time or dt.datetime.now(dt.UTC)
         document["v"] = change.version
+        if route.versioned:  # history and log rows keep every change's time
+            document["t"] = change.time
         if hard:
             document["k"] = tombstone_key(change.key)
         documents.append(document)

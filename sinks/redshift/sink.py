@@ -27,7 +27,7 @@ from router.log import logger
 from router.model import Route, SinkConfig
 from router.modes import Deletes, MergeStrategy
 from router.sink import DELETE, Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats
-from sinks.redshift import catalog, dialect, statements
+from sinks.redshift import catalog, dialect, statements, versions
 from sinks.redshift.data_api import DataApiTransport, request_target
 from sinks.redshift.statements import DELETED, UPSERTED, RouteStatements
 from sinks.redshift.transport import MAX_STATEMENT_BYTES, MAX_STATEMENTS, Statement, Transport
@@ -118,7 +118,8 @@ class RedshiftSink(SqlSink):
         route = batch.route
 
         def parts(stage: str) -> tuple[Statement, list[Statement]]:
-            staged = RouteStatements(route, self.state_schema, stage, self._targets[route.name], now)
+            kind = versions.VersionStatements if route.versioned else RouteStatements
+            staged = kind(route, self.state_schema, stage, self._targets[route.name], now)
             return staged.create(), staged.apply()
         rows = _chunks([(change, self._rows[route.name].row(change, now)) for change in batch.changes])
         return _staged(rows, (f"_cdc_stage_{n}" for n in numbers), parts, route.name)

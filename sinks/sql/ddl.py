@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
-from router.modes import Deletes
-from sinks.sql.dialect import DOCUMENT, ID, NAME, STAMP, TEXT, VERSION, Dialect
+from router.model import DELETED_COLUMN, OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO, VERSION_COLUMN, Route
+from router.modes import Deletes, Mode
+from sinks.sql.dialect import DOCUMENT, ID, NAME, STAMP, TEXT, TIME, VERSION, Dialect
 from sinks.sql.rows import DEAD_LETTERS, TOMBSTONES, written_columns
 
 # State tables: (column, kind of type, NOT NULL); the dialect names the type of each kind.
@@ -26,10 +26,30 @@ DEAD_LETTER_UNIQUE = ("route", "source_table", "sequence_number")
 
 
 def target_columns(route: Route, dialect: Dialect) -> list[tuple[str, str]]:
-    """Every column of a route's target table with its type: mapped, extras, version, soft-delete mark."""
+    """Every column of a route's target table with its type: mapped, extras, version, then the soft-delete
+    mark, or for history and log tables the op and the change's time (history: valid from, valid to)."""
     columns = [(name, dialect.column_type(type_name)) for name, type_name in written_columns(route)]
     columns.append((VERSION_COLUMN, dialect.version_type))
+    if route.versioned:
+        stamps = (VALID_FROM, VALID_TO) if route.mode == Mode.HISTORY else (TIME_COLUMN,)
+        return columns + [(OP_COLUMN, dialect.types[NAME])] + [(name, dialect.types[TIME]) for name in stamps]
     return columns + ([(DELETED_COLUMN, dialect.deleted_type)] if route.deletes == Deletes.SOFT else [])
+
+
+def table_key(route: Route) -> tuple[str, ...]:
+    """The target table's primary key: the route's key, and the version for history and log tables."""
+    return (*route.key, VERSION_COLUMN) if route.versioned else route.key
+
+
+def _versions_index(route: Route) -> sql.Composed:
+    """What a history table is read by (its current versions) or a log (time)."""
+    table = sql.Identifier(route.schema, route.table)
+    if route.mode == Mode.HISTORY:
+        return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}) WHERE {} IS NULL").format(
+            sql.Identifier(f"{route.table}_current"[:63]), table,
+            sql.SQL(", ").join(map(sql.Identifier, route.key)), sql.Identifier(VALID_TO))
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+        sql.Identifier(f"{route.table}_time"[:63]), table, sql.Identifier(TIME_COLUMN))
 
 
 def create_schema(schema: str) -> sql.Composed:
@@ -53,11 +73,13 @@ def primary_key(key: Sequence[str]) -> sql.Composed:
 
 
 def route_ddl(route: Route, dialect: Dialect) -> list[sql.Composed]:
-    columns = [(name, type_name + (" NOT NULL" if name in route.key or name == VERSION_COLUMN else ""))
+    key, not_null = table_key(route), (VERSION_COLUMN, OP_COLUMN, VALID_FROM)
+    columns = [(name, type_name + (" NOT NULL" if name in key or name in not_null else ""))
                for name, type_name in target_columns(route, dialect)]
-    table = create_table(sql.Identifier(route.schema, route.table), columns, [primary_key(route.key)],
-                         dialect.layout(route.key, None))
-    return schema_ddl(route.schema) + [table]
+    table = create_table(sql.Identifier(route.schema, route.table), columns, [primary_key(key)],
+                         dialect.layout(key, None))
+    index = [_versions_index(route)] if route.versioned and dialect.indexes else []
+    return schema_ddl(route.schema) + [table, *index]
 
 
 def _state_columns(columns: Sequence[tuple[str, str, bool]], dialect: Dialect) -> list[tuple[str, str]]:

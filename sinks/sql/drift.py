@@ -13,7 +13,7 @@ from psycopg import sql
 
 from router.model import VERSION_COLUMN, Route
 from router.sink import Drift
-from sinks.sql.ddl import primary_key, route_ddl, target_columns
+from sinks.sql.ddl import primary_key, route_ddl, table_key, target_columns
 from sinks.sql.dialect import Dialect
 
 
@@ -37,14 +37,14 @@ def differences(route: Route, live: LiveTable | None, dialect: Dialect) -> list[
         elif actual != dialect.catalog_type(type_name):
             drifts.append(Drift(route.name, shown, "type mismatch", name, type_name, dialect.route_type(actual),
                                 fix=(_text(_alter_type(table, name, type_name, dialect)),)))
-    if dialect.keys_enforced and live.primary_key != tuple(map(dialect.same_name, route.key)):
+    if dialect.keys_enforced and live.primary_key != tuple(map(dialect.same_name, table_key(route))):
         drifts.append(_key_drift(route, live, table, dialect))
     return drifts
 
 
 def _key_drift(route: Route, live: LiveTable, table: sql.Identifier, dialect: Dialect) -> Drift:
-    add = sql.SQL("ADD {}").format(primary_key(route.key))
-    expected = ", ".join(route.key)
+    add = sql.SQL("ADD {}").format(primary_key(table_key(route)))
+    expected = ", ".join(table_key(route))
     if live.primary_key_name is None:
         return Drift(route.name, route.qualified_table, "missing primary key", expected=expected,
                      fix=(_text(sql.SQL("ALTER TABLE {} {}").format(table, add)),))

@@ -1,0 +1,72 @@
+"""``mode: history`` and ``mode: log`` on Postgres: a row per version, keyed by the route's key and ``_cdc_version``
+(the table and its index: ``sinks.sql.ddl``).
+
+As for ``mode: current``, one statement applies a route's share of a batch. Both are idempotent:
+a version already stored is left as it is (``ON CONFLICT DO NOTHING``). History is also
+order-proof: the statement puts the batch's versions among the stored versions of their keys
+and sets every ``_valid_to`` to the next version's ``_valid_from`` (NULL for the last), so a
+late change lands in its place and its neighbours' validity is adjusted. A delete is a
+version too (op ``d``, NULL values): it closes the version before it, and a late upsert
+older than it cannot reopen the item.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from router.model import OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO, VERSION_COLUMN, Route
+from router.modes import Mode
+from sinks.postgres.statements import field_list, value_list
+from sinks.sql.rows import written_columns
+
+_RECORDS = """WITH d AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz)
+)"""
+_LOG = _RECORDS + """, ins AS (
+    INSERT INTO {table} AS t ({columns}, {version}, {op}, {time})
+    SELECT {values}, d."v", d."o", coalesce(d."t", now()) FROM d
+    ON CONFLICT ({key}, {version}) DO NOTHING
+    RETURNING t.{op} AS op
+)
+SELECT count(*) FILTER (WHERE op = 'u'), count(*) FILTER (WHERE op = 'd') FROM ins"""
+_HISTORY = _RECORDS + """, known AS (
+    SELECT {stored_key}, t.{version} AS v, t.{valid_from} AS t, true AS stored FROM {table} t
+    WHERE ({stored_key}) IN (SELECT {batch_key} FROM d)
+), versions AS (
+    SELECT DISTINCT ON ({key}, v) * FROM (
+        SELECT * FROM known
+        UNION ALL SELECT {batch_key}, d."v", coalesce(d."t", now()), false FROM d
+    ) a ORDER BY {key}, v, stored DESC
+), next AS (
+    SELECT *, lead(t) OVER (PARTITION BY {key} ORDER BY v) AS valid_to FROM versions
+), ins AS (
+    INSERT INTO {table} AS t ({columns}, {version}, {op}, {valid_from}, {valid_to})
+    SELECT {values}, d."v", d."o", n.t, n.valid_to FROM d JOIN next n ON {batch_match} AND n.v = d."v"
+    WHERE NOT n.stored
+    ON CONFLICT ({key}, {version}) DO NOTHING
+    RETURNING t.{op} AS op
+), upd AS (
+    UPDATE {table} AS t SET {valid_to} = n.valid_to FROM next n
+    WHERE n.stored AND {stored_match} AND t.{version} = n.v AND t.{valid_to} IS DISTINCT FROM n.valid_to
+    RETURNING 1
+)
+SELECT (SELECT count(*) FILTER (WHERE op = 'u') FROM ins), (SELECT count(*) FILTER (WHERE op = 'd') FROM ins)"""
+
+
+def apply_statement(route: Route) -> sql.Composed:
+    """The statement of a history or log route; same parameters as ``statements.apply_statement``."""
+    columns = written_columns(route)
+    index = {name: i for i, (name, _) in enumerate(columns)}
+    batch_key = [sql.SQL("d.{}").format(sql.Identifier(f"c{index[k]}")) for k in route.key]
+    key = [sql.Identifier(k) for k in route.key]
+    parts = dict(
+        table=sql.Identifier(route.schema, route.table), fields=field_list(columns), values=value_list(columns),
+        columns=sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns),
+        key=sql.SQL(", ").join(key), version=sql.Identifier(VERSION_COLUMN), op=sql.Identifier(OP_COLUMN),
+        time=sql.Identifier(TIME_COLUMN), valid_from=sql.Identifier(VALID_FROM), valid_to=sql.Identifier(VALID_TO),
+        stored_key=sql.SQL(", ").join(sql.SQL("t.{}").format(k) for k in key),
+        batch_key=sql.SQL(", ").join(batch_key),
+        batch_match=sql.SQL(" AND ").join(sql.SQL("n.{} = {}").format(k, f) for k, f in zip(key, batch_key)),
+        stored_match=sql.SQL(" AND ").join(sql.SQL("t.{0} = n.{0}").format(k) for k in key),
+    )
+    return sql.SQL(_HISTORY if route.mode == Mode.HISTORY else _LOG).format(**parts)

@@ -1,0 +1,53 @@
+"""``mode: history`` and ``mode: log`` on Redshift: the Postgres sink's semantics (``sinks.postgres.versions``)
+in statements Redshift runs, over the same stage table as ``mode: current``.
+
+The stage's rows already stored (same key and version) are dropped, the rest inserted; for
+history, every version of the batch's keys then gets ``_valid_to`` from the next version's
+``_valid_from`` (LEAD over the key's versions), which puts a late change in its place.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from router.model import OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO, VERSION_COLUMN
+from router.modes import Mode
+from sinks.redshift.statements import DELETE, DELETED, UPSERT, UPSERTED, RouteStatements
+from sinks.redshift.transport import Statement
+
+
+class VersionStatements(RouteStatements):
+    """A history or log route's statements for one stage table."""
+
+    def apply(self) -> list[Statement]:
+        steps: list[tuple[sql.Composed, str | None]] = [
+            (sql.SQL("DELETE FROM {} USING {} WHERE {} AND {} = {}").format(   # versions stored already
+                self.stage, self.table, self._match(), self._col(VERSION_COLUMN), self._staged("v")), None),
+            (self._insert(UPSERT), UPSERTED), (self._insert(DELETE), DELETED)]
+        if self.route.mode == Mode.HISTORY:
+            steps.append((self._validity(), None))
+        return [Statement(statement.as_string(None), self.route.name, counts) for statement, counts in steps]
+
+    def _insert(self, op: str) -> sql.Composed:
+        stamps = [VALID_FROM] if self.route.mode == Mode.HISTORY else [TIME_COLUMN]
+        columns = [*map(sql.Identifier, self.columns), *map(sql.Identifier, (VERSION_COLUMN, OP_COLUMN, *stamps))]
+        values = [*self.fields, self._staged("v"), self._staged("o"), self._staged("t")]
+        return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE {}").format(
+            self.table, sql.SQL(", ").join(columns), sql.SQL(", ").join(values), self.stage, self._is(op))
+
+    def _validity(self) -> sql.Composed:
+        """Every version of the batch's keys valid until the next one's time; the last one open."""
+        key = [sql.Identifier(k) for k in self.route.key]
+        staged_key = [self.fields[self.columns.index(k)] for k in self.route.key]
+        version, valid_from, valid_to = map(sql.Identifier, (VERSION_COLUMN, VALID_FROM, VALID_TO))
+        return sql.SQL(
+            "UPDATE {table} SET {valid_to} = n.next_from FROM (\n"
+            "    SELECT {h_key}, h.{version} AS v, LEAD(h.{valid_from}) OVER (PARTITION BY {h_key} ORDER BY h.{version})"
+            " AS next_from\n"
+            "    FROM {table} h JOIN (SELECT DISTINCT {staged_key} FROM {stage}) s ON {s_match}\n"
+            ") n WHERE {n_match} AND {bare}.{version} = n.v").format(
+            table=self.table, bare=self.bare, valid_to=valid_to, version=version, valid_from=valid_from,
+            stage=self.stage, h_key=sql.SQL(", ").join(sql.SQL("h.{}").format(k) for k in key),
+            staged_key=sql.SQL(", ").join(sql.SQL("{} AS {}").format(f, k) for f, k in zip(staged_key, key)),
+            s_match=sql.SQL(" AND ").join(sql.SQL("h.{0} = s.{0}").format(k) for k in key),
+            n_match=sql.SQL(" AND ").join(sql.SQL("{}.{} = n.{}").format(self.bare, k, k) for k in key))

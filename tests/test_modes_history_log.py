@@ -1,0 +1,204 @@
+"""mode: history and mode: log (issue 16): a row per version, idempotent and order-proof.
+
+The property: for any history of writes on moto's DynamoDB and any Lambda delivery of its stream
+(batch sizes, duplicates, lost responses, bisection, redeliveries of records already applied;
+``lambda_esm``), a history table equals the history the stream produced (one row per record,
+each valid until the next version's time, the last one open) and a log table holds each change
+once. Examples: CDC_PROPERTY_EXAMPLES (default 100, as the convergence property).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import EMPLOYEES
+from factories import Stream, event, read_stream
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lambda_esm import Shard, Step
+from psycopg import sql
+from test_property_convergence import EXAMPLES, HISTORY, STEP, apply_history, dynamodb, fresh_table  # noqa: F401
+from test_sink_convergence import ONE_ROUTE, target
+from test_verify import counts, pair  # noqa: F401
+
+from router.model import Route
+from sources.dynamodb_streams import parse_event
+
+ROUTE = EMPLOYEES + "    mode: {mode}\n"        # the spine's Employees route, on Postgres
+BOTH = ONE_ROUTE + "    mode: {mode}\n"        # the same on either sink: sink: {sink}
+SINKS = ["aurora", "warehouse"]
+OK = {"batchItemFailures": []}
+T0 = 1_700_000_000.0
+
+
+def at(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(T0 + seconds, dt.UTC)
+
+
+def table(pg: Any, sink: str = "aurora") -> list[dict[str, Any]]:
+    """The Employees table by key and version (with the names the route gives, also on the warehouse)."""
+    return sorted(target(pg, sink).rows("Employees", bookkeeping=True), key=lambda r: (r["Id"], r["_cdc_version"]))
+
+
+def versions(rows: list[dict[str, Any]], *names: str) -> list[tuple[Any, ...]]:
+    return [tuple(row[name] for name in names) for row in rows]
+
+
+# -- history -----------------------------------------------------------------------------------
+
+
+def ana(stream: Stream) -> list[dict[str, Any]]:
+    """Three versions of Id 1 at T0, T0+10, T0+20, then its delete at T0+30."""
+    return [stream.insert({"Id": 1, "empName": "Ana", "empDepartment": "Ops"}, sequence=100, created=T0),
+            stream.modify({"Id": 1, "empName": "Ana", "empDepartment": "Eng"}, sequence=200, created=T0 + 10),
+            stream.modify({"Id": 1, "empName": "Ana B", "empDepartment": "Eng"}, sequence=300, created=T0 + 20),
+            stream.remove({"Id": 1}, sequence=400, created=T0 + 30)]
+
+
+FULL_HISTORY = [(100, "u", "Ops", at(0), at(10)), (200, "u", "Eng", at(10), at(20)),
+                (300, "u", "Eng", at(20), at(30)), (400, "d", None, at(30), None)]
+
+
+@pytest.mark.parametrize("batches", [
+    [[0, 1, 2, 3]],                    # in order, one batch
+    [[0, 1, 2, 3], [0, 1, 2, 3]],      # the same batch twice: nothing changes
+    [[0, 2], [3], [1]],                # a late change: inserted in its place, its neighbours adjusted
+    [[3], [2], [1], [0]],              # newest first
+    [[2, 3], [0, 1, 2], [1]],          # overlapping redeliveries
+])
+@pytest.mark.parametrize("sink", SINKS)
+def test_history_holds_each_version_once_with_its_validity(sink: str, batches: list[list[int]], pg: Any,
+                                                            make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, BOTH, sink=sink, mode="history")
+    records = ana(Stream("Employees"))
+    for batch in batches:
+        assert pipeline.process(event([records[i] for i in batch])).response == OK
+    rows = table(pg, sink)
+    assert versions(rows, "_cdc_version", "_cdc_op", "Department", "_valid_from", "_valid_to") == FULL_HISTORY
+    assert [r["Name"] for r in rows] == ["Ana", "Ana", "Ana B", None]
+
+
+@pytest.mark.parametrize("sink", SINKS)
+def test_a_late_version_between_two_others_splits_their_validity(sink: str, pg: Any, make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, BOTH, sink=sink, mode="history")
+    records = ana(Stream("Employees"))
+    assert pipeline.process(event([records[0], records[2]])).response == OK
+    assert versions(table(pg, sink), "_cdc_version", "_valid_to") == [(100, at(20)), (300, None)]
+    result = pipeline.process(event([records[1]]))
+    assert (result.response, result.stats["employees"].upserted) == (OK, 1)
+    assert versions(table(pg, sink), "_cdc_version", "_valid_from", "_valid_to") == [
+        (100, at(0), at(10)), (200, at(10), at(20)), (300, at(20), None)]
+
+
+def test_history_ignores_deletes_when_the_route_does(pg: Any, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(pg, ROUTE, mode="history", deletes="ignore")
+    assert pipeline.process(event(ana(Stream("Employees")))).response == OK
+    assert versions(table(pg), "_cdc_version", "_valid_to") == [(100, at(10)), (200, at(20)), (300, None)]
+
+
+# -- log -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sink", SINKS)
+def test_log_holds_each_change_once(sink: str, pg: Any, make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, BOTH, sink=sink, mode="log")
+    records = ana(Stream("Employees"))
+    first = pipeline.process(event(records[2:]))
+    again = pipeline.process(event(records))  # a redelivery, with the earlier changes
+    assert (first.stats["employees"].upserted, first.stats["employees"].deleted) == (1, 1)
+    assert (again.stats["employees"].upserted, again.stats["employees"].stale) == (2, 1)
+    assert versions(table(pg, sink), "_cdc_version", "_cdc_op", "Department", "_cdc_time") == [
+        (100, "u", "Ops", at(0)), (200, "u", "Eng", at(10)), (300, "u", "Eng", at(20)), (400, "d", None, at(30))]
+
+
+def test_schema_creates_the_versioned_table_and_its_index(pg: Any, make_pipeline: Any) -> None:
+    for mode, index in (("history", "Employees_current"), ("log", "Employees_time")):
+        pg.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(pg.schema, "Employees")))
+        make_pipeline(pg, ROUTE, mode=mode)
+        key = pg.conn.execute("""SELECT array_agg(a.attname::text ORDER BY k.n) AS key FROM pg_index i
+            CROSS JOIN unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE i.indrelid = %s::regclass AND i.indisprimary""", (f'"{pg.schema}"."Employees"',)).fetchone()["key"]
+        indexes = pg.conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg.schema,)).fetchall()
+        assert key == ["Id", "_cdc_version"]
+        assert index in {r["indexname"] for r in indexes}
+
+
+# -- the property ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=SINKS)
+def both(request: Any, pg: Any, make_both_pipeline: Any, database_url: str) -> Iterator[dict[str, Any]]:
+    """A history route and a log route on one sink; the log's in schemas of its own."""
+    from conftest import pg_target
+
+    sink = request.param
+    with pg_target(database_url) as log_pg:
+        yield {"history": (make_both_pipeline(pg, BOTH, sink=sink, mode="history"), target(pg, sink)),
+               "log": (make_both_pipeline(log_pg, BOTH, sink=sink, mode="log"), target(log_pg, sink))}
+
+
+def expected_history(route: Route, records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The stream's history: a row per record, valid until its key's next record (deletes included)."""
+    parsed = sorted(parse_event(event(records)), key=lambda r: (int(r.keys["Id"]["N"]), r.version))
+    rows = []
+    for record, following in zip(parsed, [*parsed[1:], None]):
+        key = int(record.keys["Id"]["N"])
+        same = following is not None and int(following.keys["Id"]["N"]) == key
+        image = record.new_image or {}
+        rows.append((key, record.version, "d" if record.is_delete else "u",
+                     None if record.is_delete else image.get("empDepartment", {}).get("S", "NA"),
+                     record.created_at, following.created_at if same else None))
+    return rows
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(operations=HISTORY, steps=st.lists(STEP.map(lambda s: Step(s.size, s.duplicate, s.lost, s.bisect, s.reread,
+                                                                    s.replay)), max_size=20))
+def test_history_and_log_equal_the_stream_under_any_delivery(both: dict[str, Any], dynamodb: Any,  # noqa: F811
+                                                              operations: list[tuple], steps: list[Step]) -> None:
+    client, streams = dynamodb
+    arn = fresh_table(client)
+    apply_history(client, operations)
+    records = read_stream(streams, arn, {})
+    for mode, (pipeline, pg) in both.items():
+        name = "Employees" if pipeline.config.routes["employees"].sink == "aurora" else "employees"  # folded
+        pg.conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(pg.schema, name)))
+        Shard(records, lambda batch, step, p=pipeline: p.process(event(batch)).response, steps).run()
+        expected = expected_history(pipeline.config.routes["employees"], records)
+        rows = table(pg)
+        if mode == "history":
+            assert versions(rows, "Id", "_cdc_version", "_cdc_op", "Department", "_valid_from", "_valid_to") == expected
+        else:
+            assert versions(rows, "Id", "_cdc_version", "_cdc_op", "Department", "_cdc_time") == [
+                row[:5] for row in expected]
+
+
+@pytest.mark.parametrize("mode", ["history", "log"])
+def test_verify_compares_the_current_versions_with_dynamodb(mode: str, pair: Any) -> None:  # noqa: F811
+    employees = pair(ROUTE, mode=mode)
+    employees.put({"Id": 1, "empName": "Ana", "empDepartment": "Ops"}, {"Id": 2, "empName": "Bo"})
+    # a newer version of 1 and a delete of 2, in DynamoDB and through the stream
+    employees.put({"Id": 1, "empName": "Ana", "empDepartment": "Eng"})
+    employees.dynamodb.delete_item(TableName="Employees", Key={"Id": {"N": "2"}})
+    assert employees.pipeline.process(event([employees.stream.remove({"Id": 2})])).response == OK
+    assert counts(employees.verify()) == (1, 1, 0, 0, 0)  # older versions and deleted items are history
+    # a current version that differs from the item is found
+    employees.sql('UPDATE {0} SET "Department" = \'x\' WHERE "Id" = 1 AND "_cdc_version" = '
+                  '(SELECT max("_cdc_version") FROM {0} WHERE "Id" = 1)')
+    assert counts(employees.verify()) == (1, 1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("mode", ["history", "log"])
+def test_a_versioned_table_as_created_has_no_drift(mode: str, pg: Any, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(pg, ROUTE, mode=mode)
+    sink, route = pipeline.sinks["aurora"], pipeline.config.routes["employees"]
+    assert sink.check(route) == []
+    pg.conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
+        sql.Identifier(pg.schema, "Employees"), sql.Identifier("_cdc_op")))
+    assert [(d.problem, d.column) for d in sink.check(route)] == [("missing column", "_cdc_op")]
