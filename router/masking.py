@@ -94,6 +94,8 @@ def _masked_raw(raw: dict[str, Any], images: dict[str, Any]) -> dict[str, Any]:
         raw["dynamodb"] = {**body, **{name: image for name, image in images.items() if name in body}}
         return raw
     kinesis = raw.get("kinesis")
+    if not isinstance(kinesis, dict):
+        return raw
     try:
         change = json.loads(base64.b64decode(kinesis["data"]))
         body = change["dynamodb"]
