@@ -2,6 +2,8 @@
 
 Credentials come from ``dsn`` or from a Secrets Manager secret (the RDS JSON shape:
 host, port, username, password, dbname) read through Powertools parameters and cached.
+With ``iam_auth: true`` the password is an IAM authentication token instead
+(``sinks.postgres.iam_auth``), and TLS is required unless the sink says otherwise.
 No message that leaves this module carries a password: errors are rebuilt from their
 first line with every known secret and any URL or ``password=`` credential masked.
 """
@@ -16,6 +18,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from router.sink import RejectedChangeError, SinkError, TransientSinkError
+from sinks.postgres.iam_auth import AuthTokens
 
 SECRET_MAX_AGE = 300  # seconds a fetched secret is reused before asking Secrets Manager again
 # SQLSTATE classes: https://www.postgresql.org/docs/current/errcodes-appendix.html
@@ -31,6 +34,7 @@ class Credentials:
     def __init__(self, options: dict[str, Any]):
         self.options = options
         self._secrets: set[str] = set()
+        self.tokens = AuthTokens(options.get("region")) if options.get("iam_auth") else None
 
     def conninfo(self, refresh: bool = False) -> str:
         if "secret" in self.options:
@@ -43,9 +47,26 @@ class Credentials:
             given = conninfo_to_dict(base)
         except psycopg.ProgrammingError:
             raise SinkError("the sink's dsn is not a valid PostgreSQL connection string") from None
-        if given.get("password"):
-            self._secrets.add(str(given["password"]))
-        return make_conninfo(base, **self._parameters(str(given.get("options") or "")))
+        extra = self._parameters(str(given.get("options") or ""))
+        if self.tokens is not None:
+            extra.update(self._iam_password(given, refresh))
+        for password in (given.get("password"), extra.get("password")):
+            if password:
+                self._secrets.add(str(password))
+        return make_conninfo(base, **extra)
+
+    def _iam_password(self, given: dict[str, Any], refresh: bool) -> dict[str, Any]:
+        assert self.tokens is not None
+        if refresh:
+            self.tokens.forget()
+        host, user = given.get("host"), given.get("user")
+        if not host or not user:
+            raise SinkError("iam_auth needs the host and the user in the sink's dsn or secret")
+        try:
+            token = self.tokens.token(str(host), int(given.get("port") or 5432), str(user))
+        except Exception as exc:  # botocore: no credentials, no region
+            raise TransientSinkError(f"cannot sign an IAM database token: {type(exc).__name__}") from None
+        return {"password": token, "sslmode": self.options.get("sslmode") or "require"}
 
     def _parameters(self, given_options: str) -> dict[str, Any]:
         # TimeZone: key columns of time types are compared as text in tombstones.

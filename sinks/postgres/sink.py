@@ -43,6 +43,8 @@ class PostgresSink(SqlSink):
         "sslmode": {"type": "string",
                     "allowed": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
         "sslrootcert": {"type": "string", "empty": False},
+        "iam_auth": {"type": "boolean", "default": False},   # the password: an IAM token (sinks.postgres.iam_auth)
+        "region": {"type": "string", "empty": False},        # of the database, for iam_auth [default: the function's]
         "application_name": {"type": "string", "default": "cdc-router"},
     }
     capabilities = Capabilities(max_identifier_bytes=63)
