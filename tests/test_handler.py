@@ -8,8 +8,9 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-from factories import load_event
+from factories import Stream, event, load_event
 from moto import mock_aws
+from pgfaults import SERIALIZATION_FAILURE, FaultTrigger
 
 from router.errors import InvalidEventError
 
@@ -62,3 +63,24 @@ def test_credentials_come_from_secrets_manager(pg: Any, lambda_handler: Any, dat
         module = lambda_handler(pg, template=SECRET_CONFIG)
         assert module.handler(load_event("employees_put_2001.json"), None) == {"batchItemFailures": []}
     assert pg.rows("Employees") == [{"Id": 2001, "Name": "Akua", "Department": "AnyDept"}]
+
+
+def test_a_batch_the_database_cannot_take_at_all_raises_so_that_the_errors_alarm_fires(
+        pg: Any, lambda_handler: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    module = lambda_handler(pg)
+    stream = Stream("Employees")
+    records = [stream.insert({"Id": 1, "empName": "Ann"}), stream.insert({"Id": 2, "empName": "Bo"})]
+    faults = FaultTrigger(pg.conn, pg.schema, "Employees", "Id")
+    # GIVEN a database that fails the batch's first statement for a reason that may pass
+    faults.arm(1, SERIALIZATION_FAILURE)
+    # WHEN the batch arrives, THEN the handler raises (Lambda counts an error and retries the whole batch)
+    with pytest.raises(module.BatchNotAppliedError, match=r"SerializationFailure \[40001\]"):
+        module.handler(event(records), None)
+    # and the route's metrics were written all the same
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [route] = [d for d in documents if "route" in d and "_aws" in d]
+    assert route["RecordsFailed"] == [2.0]
+    # WHEN the database is back, THEN the retried batch applies
+    faults.clear()
+    assert module.handler(event(records), None) == {"batchItemFailures": []}
+    assert [r["Id"] for r in pg.rows("Employees", order_by="Id")] == [1, 2]
