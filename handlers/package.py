@@ -10,6 +10,7 @@ is an unchanged upload.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -31,6 +32,9 @@ CLI_ONLY = {"click", "rich"}
 SOURCES = ("router", "sources", "sinks", "operations/__init__.py", "operations/assemble.py", "handlers/__init__.py",
            "handlers/lambda_handler.py", "handlers/observability.py")
 CONFIG_IN_ZIP = "config/tables.yaml"  # where handlers.lambda_handler looks without CDC_ROUTER_CONFIG
+BUILD_INFO = "cdc-router-build.json"  # what the zip was built for: `cdc-router template` follows it
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13", "3.14")  # Lambda's Python runtimes this code runs on
+TASK_ROOT = "/var/task"  # where Lambda unpacks the zip: the path tracebacks name
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -45,6 +49,24 @@ class Package:
     unpacked: int   # bytes of its contents
     files: int
     requirements: list[str]
+    bytecode: bool = False
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    arch: str
+    python_version: str
+    bytecode: bool
+
+    @classmethod
+    def of(cls, zip_path: Path) -> BuildInfo | None:
+        """What ``zip_path`` was built for; None for a zip without the record (or no zip)."""
+        try:
+            with zipfile.ZipFile(zip_path) as archive:
+                found = json.loads(archive.read(BUILD_INFO))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None
+        return cls(str(found["arch"]), str(found["python_version"]), bool(found.get("bytecode")))
 
 
 def requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
@@ -53,10 +75,20 @@ def requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     return [spec for spec in dependencies if _name(spec) not in PROVIDED | CLI_ONLY]
 
 
-def build(output: Path, config: Path, arch: str = "x86_64", python_version: str = "3.12") -> Package:
-    """Build the zip at ``output`` for Lambda's ``arch`` and Python ``python_version``."""
+def build(output: Path, config: Path, arch: str = "x86_64", python_version: str = "3.12",
+          bytecode: bool = True, interpreter: str | None = None) -> Package:
+    """Build the zip at ``output`` for Lambda's ``arch`` and Python ``python_version``.
+
+    With ``bytecode``, every module is compiled at build time by a Python of that version
+    (``interpreter``, else found here): Lambda's code directory is read-only, so a zip
+    without ``.pyc`` files compiles everything it imports again at every cold start.
+    """
     if not config.is_file():
         raise PackageError(f"{config}: no such config file")
+    if python_version not in PYTHON_VERSIONS:
+        raise PackageError(f"Python {python_version} is not a Lambda runtime this code runs on "
+                           f"(allowed: {', '.join(PYTHON_VERSIONS)})")
+    compiler = find_interpreter(python_version, interpreter) if bytecode else None
     with tempfile.TemporaryDirectory(prefix="cdc-router-package-") as scratch:
         staging = Path(scratch)
         wanted = requirements()
@@ -67,8 +99,42 @@ def build(output: Path, config: Path, arch: str = "x86_64", python_version: str 
         _copy_sources(staging)
         (staging / CONFIG_IN_ZIP).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(config, staging / CONFIG_IN_ZIP)
+        if compiler is not None:
+            _compile(compiler, staging)
+        info = {"arch": arch, "python_version": python_version, "bytecode": compiler is not None}
+        (staging / BUILD_INFO).write_text(json.dumps(info, sort_keys=True) + "\n", encoding="utf-8")
         files, unpacked = _zip(staging, output)
-    return Package(output, output.stat().st_size, unpacked, files, wanted)
+    return Package(output, output.stat().st_size, unpacked, files, wanted, compiler is not None)
+
+
+def find_interpreter(python_version: str, given: str | None = None) -> str:
+    """A Python of ``python_version`` to compile with: ``given``, this one, or ``pythonX.Y`` on the PATH."""
+    candidates = [given] if given else [sys.executable, shutil.which(f"python{python_version}")]
+    for candidate in (c for c in candidates if c):
+        if _version_of(candidate) == python_version:
+            return candidate
+    raise PackageError(f"{given or f'no Python {python_version} found here'}"
+                       f"{' is not Python ' + python_version if given else ''}: the zip's bytecode must be "
+                       f"compiled by the runtime's Python (--python PATH names one; --no-bytecode builds "
+                       "without, for a slower cold start)")
+
+
+def _version_of(interpreter: str) -> str | None:
+    try:
+        done = subprocess.run([interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=30)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _compile(interpreter: str, staging: Path) -> None:
+    """``.pyc`` beside every module, valid whatever the files' times (unchecked hash: the zip never
+    changes once deployed), naming /var/task in tracebacks, identical from one build to the next."""
+    done = subprocess.run([interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                           "-s", str(staging), "-p", TASK_ROOT, str(staging)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PackageError("compiling the bytecode failed: " + (done.stdout + done.stderr).strip().splitlines()[-1])
 
 
 def _name(spec: str) -> str:
@@ -103,7 +169,7 @@ def _copy_sources(staging: Path) -> None:
 
 def _zip(staging: Path, output: Path) -> tuple[int, int]:
     output.parent.mkdir(parents=True, exist_ok=True)
-    paths = sorted(p for p in staging.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    paths = sorted(p for p in staging.rglob("*") if p.is_file())
     unpacked = 0
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for path in paths:

@@ -24,11 +24,12 @@ from typing import Any
 
 import yaml
 
-from handlers import sam_kinesis
+from handlers import sam_credentials, sam_kinesis
 from handlers import sam_resources as res
 from handlers.sam_settings import EnvReference, Settings
 from operations.assemble import load_config
 from router import yamlfile
+from router.errors import ConfigError
 from router.model import Config
 
 ARCHITECTURES = ("x86_64", "arm64")
@@ -36,30 +37,44 @@ STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 _REFERENCE = yamlfile._ENV_RE  # ${VAR} and ${VAR:-default}, as the config loader expands them
 
 
-def render(config_path: str | os.PathLike[str], settings: Settings = Settings()) -> dict[str, Any]:
-    """The template as a dict (intrinsic functions in their long form: ``{"Ref": ...}``)."""
+def render(config_path: str | os.PathLike[str], settings: Settings = Settings(),
+           allow_dsn_password: bool = False) -> dict[str, Any]:
+    """The template as a dict (intrinsic functions in their long form: ``{"Ref": ...}``).
+
+    Refuses (``ConfigError``) a sink whose password would sit in the function's configuration,
+    unless ``allow_dsn_password`` (``sam_credentials``).
+    """
     text = Path(config_path).read_text(encoding="utf-8")
     raw = yamlfile.read(text, environ={}).raw or {}
     names = _Names(res.FIXED_NAMES + sam_kinesis.FIXED_NAMES)
     refs = _env_references(text, raw, names)
-    config = load_deployable(config_path, refs.values())
+    config = load_deployable(config_path, refs.values(), allow_dsn_password)
     triggers = {source: names.take(source, "Stream") for source in sam_kinesis.dynamodb_sources(config)}
     kinesis = {stream: names.take(stream, "Stream") for stream in sam_kinesis.kinesis_streams(config)}
     alarms = {route: names.take(route, "Route") for route in config.routes}
     secrets = _secret_resources(raw, config, refs)
-    template = res.template(settings, triggers, alarms, refs.values(), secrets)
+    db_users = sam_credentials.db_users(raw, config, lambda written: _parameterized(written, refs),
+                                        lambda sink: names.take(sink, "DbResourceId"))
+    template = res.template(settings, triggers, alarms, refs.values(), secrets, db_users)
     sam_kinesis.add_kinesis(template, kinesis, config)  # one trigger per Kinesis data stream
     return template
 
 
-def load_deployable(config_path: str | os.PathLike[str], refs: Iterable[EnvReference] | None = None) -> Config:
+def load_deployable(config_path: str | os.PathLike[str], refs: Iterable[EnvReference] | None = None,
+                    allow_dsn_password: bool = False) -> Config:
     """Validate the config as the function will, with a stand-in for each ``${VAR}`` unset here:
-    the deployed function gets its value from the stack, not from this shell."""
+    the deployed function gets its value from the stack, not from this shell. Then refuse
+    credentials that would sit in the function's configuration, unless allowed."""
+    text = Path(config_path).read_text(encoding="utf-8")
+    raw = yamlfile.read(text, environ={}).raw or {}
     if refs is None:
-        text = Path(config_path).read_text(encoding="utf-8")
-        refs = _env_references(text, yamlfile.read(text, environ={}).raw or {}, _Names(res.FIXED_NAMES)).values()
+        refs = _env_references(text, raw, _Names(res.FIXED_NAMES)).values()
     environ = {**{r.var: r.default or f"<{r.var}>" for r in refs}, **os.environ}
-    return load_config(config_path, environ=environ)
+    config = load_config(config_path, environ=environ)
+    problems = [] if allow_dsn_password else sam_credentials.exposed(raw, config)
+    if problems:
+        raise ConfigError([f"{config.path}: {problem}" for problem in problems])
+    return config
 
 
 def dump(template: dict[str, Any]) -> str:
@@ -99,9 +114,13 @@ def _secret_resources(raw: Any, config: Config, refs: dict[str, EnvReference]) -
         written = ((raw.get("sinks") or {}).get(name) or {}).get("secret")
         if sink.type != "postgres" or not isinstance(written, str):
             continue
-        value = _REFERENCE.sub(lambda m: "${" + refs[m.group(1)].parameter + "}", written)
-        resources.append(res.secret_arn(value))
+        resources.append(res.secret_arn(_parameterized(written, refs)))
     return resources
+
+
+def _parameterized(written: str, refs: dict[str, EnvReference]) -> str:
+    """``written`` with each ``${VAR}`` as the ``${Parameter}`` of the template that carries it."""
+    return _REFERENCE.sub(lambda m: "${" + refs[m.group(1)].parameter + "}", written)
 
 
 class _Names:

@@ -403,12 +403,13 @@ def test_a_file_that_cannot_be_read(tmp_path: Path) -> None:
 
 
 def test_shipped_tables_yaml_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN the shipped config/tables.yaml and a DATABASE_URL
-    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    # GIVEN the shipped config/tables.yaml, whose credentials come from a Secrets Manager secret
+    monkeypatch.delenv("DB_SECRET", raising=False)
     # WHEN it is loaded
     loaded = load_config(ROOT / "config" / "tables.yaml")
-    # THEN it holds the reference article's route and the orders route
-    assert loaded.sinks["aurora"].options["dsn"] == "postgresql://postgres@127.0.0.1:5432/test"
+    # THEN it holds the reference article's route and the orders route, and names the default secret
+    assert loaded.sinks["aurora"].options["secret"] == "cdc-router/aurora"
+    assert "dsn" not in loaded.sinks["aurora"].options
     assert set(loaded.routes) == {"employees", "orders"}
     employees = loaded.routes["employees"]
     assert (employees.source, employees.target, employees.key, employees.deletes, employees.on_error) == (

@@ -8,6 +8,8 @@ resource schemas (``AWS::Lambda::EventSourceMapping`` and the rest).
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,7 @@ from samtranslator.translator.transform import transform
 
 from handlers import sam_template
 from handlers.cli import app
+from router.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
@@ -60,17 +63,21 @@ TRIGGER_SETTINGS = {
     "MaximumBatchingWindowInSeconds": {"Ref": "MaximumBatchingWindowInSeconds"},
     "MaximumRetryAttempts": {"Ref": "MaximumRetryAttempts"},
     "MaximumRecordAgeInSeconds": {"Ref": "MaximumRecordAgeInSeconds"},
+    "ParallelizationFactor": {"Ref": "ParallelizationFactor"},
     "BisectBatchOnFunctionError": True,
     "FunctionResponseTypes": ["ReportBatchItemFailures"],
-    "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}},
+    "MetricsConfig": {"Metrics": ["EventCount"]},
+    # the failure queue, or an S3 bucket when FailureBucketArn is set
+    "DestinationConfig": {"OnFailure": {"Destination": {"Fn::If": [
+        "HasFailureBucket", {"Ref": "FailureBucketArn"}, {"Fn::GetAtt": ["FailureQueue", "Arn"]}]}}},
 }
 SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:{}-??????"
 
 
-def render(tmp_path: Path, text: str, **settings: Any) -> dict[str, Any]:
+def render(tmp_path: Path, text: str, allow_dsn_password: bool = False, **settings: Any) -> dict[str, Any]:
     path = tmp_path / "tables.yaml"
     path.write_text(textwrap.dedent(text))
-    return sam_template.render(path, sam_template.Settings(**settings))
+    return sam_template.render(path, sam_template.Settings(**settings), allow_dsn_password)
 
 
 def statements(template: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +132,9 @@ def test_the_role_names_exactly_the_configured_streams_secret_queue_and_log_grou
                         "Resource": [{"Fn::Sub": SECRET_ARN.replace("{}", "prod/cdc-router")}]},
         "SendToFailureQueue": {"Sid": "SendToFailureQueue", "Effect": "Allow", "Action": "sqs:SendMessage",
                                "Resource": {"Fn::GetAtt": ["FailureQueue", "Arn"]}},
+        "WriteFailureBucket": {"Fn::If": ["HasFailureBucket", {
+            "Sid": "WriteFailureBucket", "Effect": "Allow", "Action": ["s3:PutObject", "s3:ListBucket"],
+            "Resource": [{"Ref": "FailureBucketArn"}, {"Fn::Sub": "${FailureBucketArn}/*"}]}, {"Ref": "AWS::NoValue"}]},
         "WriteLogsAndMetrics": {"Sid": "WriteLogsAndMetrics", "Effect": "Allow",
                                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                                 "Resource": {"Fn::GetAtt": ["FunctionLogGroup", "Arn"]}},
@@ -151,23 +161,110 @@ def test_a_secret_named_through_a_variable_is_a_parameter_and_the_grant_follows_
     assert variables["DB_SECRET"] == {"Ref": "DbSecret"} and variables["ORDERS_SCHEMA"] == {"Ref": "OrdersSchema"}
 
 
-def test_alarms_watch_lag_failed_and_dead_lettered_records_per_route_errors_and_the_failure_queue(
+def test_alarms_watch_each_route_and_a_function_that_fails_falls_behind_is_throttled_or_stops(
         tmp_path: Path) -> None:
     resources = render(tmp_path, THREE_TABLES)["Resources"]
     alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert len(alarms) == 2 + 3 * 4
+    assert len(alarms) == 5 + 3 * 4
+    # per route: the stack's name is the metrics' service, so two stacks never share an alarm
     lag = alarms["OrderLinesRouteLagAlarm"]
     assert (lag["Namespace"], lag["MetricName"], lag["Statistic"], lag["Threshold"]) == (
         "CdcRouter", "ReplicationLagMs", "Maximum", {"Ref": "LagAlarmThresholdMs"})
-    assert lag["Dimensions"] == [{"Name": "service", "Value": "cdc-router"}, {"Name": "route", "Value": "order_lines"}]
+    assert lag["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}},
+                                 {"Name": "route", "Value": "order_lines"}]
+    variables = resources["Function"]["Properties"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == {"Ref": "AWS::StackName"}
     assert alarms["OrderLinesRouteFailedAlarm"]["MetricName"] == "RecordsFailed"
     assert alarms["OrderLinesRouteDeadLetteredAlarm"]["MetricName"] == "RecordsDeadLettered"
-    assert alarms["FunctionErrorsAlarm"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}]
+    # the function: errors (a database outage raises), throttles, iterator age, silence
+    function = [{"Name": "FunctionName", "Value": {"Ref": "Function"}}]
+    assert {name: (a["Namespace"], a["MetricName"], a["Statistic"], a["TreatMissingData"])
+            for name, a in alarms.items() if a["Dimensions"] == function} == {
+        "FunctionErrorsAlarm": ("AWS/Lambda", "Errors", "Sum", "notBreaching"),
+        "FunctionThrottlesAlarm": ("AWS/Lambda", "Throttles", "Sum", "notBreaching"),
+        "IteratorAgeAlarm": ("AWS/Lambda", "IteratorAge", "Maximum", "notBreaching"),
+        # a disabled trigger emits nothing: only missing data as breaching sees it
+        "NoInvocationsAlarm": ("AWS/Lambda", "Invocations", "Sum", "breaching"),
+    }
+    assert alarms["IteratorAgeAlarm"]["Threshold"] == {"Ref": "IteratorAgeAlarmThresholdMs"}
+    silent = resources["NoInvocationsAlarm"]
+    assert silent["Condition"] == "HasNoInvocationsAlarm"  # off by default: quiet tables are not an outage
+    assert silent["Properties"]["EvaluationPeriods"] == {"Ref": "NoInvocationsAlarmMinutes"}
     assert alarms["FailureQueueAlarm"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
 
 
-def test_cfn_lint_passes_on_the_sam_template_and_on_its_cloudformation_translation(tmp_path: Path) -> None:
-    template = render(tmp_path, THREE_TABLES, architecture="arm64")
+def test_memory_timeout_concurrency_and_parallelization_are_parameters(tmp_path: Path) -> None:
+    template = render(tmp_path, THREE_TABLES, memory_mb=1024, timeout_s=120, python_version="3.13")
+    function = template["Resources"]["Function"]["Properties"]
+    parameters = template["Parameters"]
+    assert (function["MemorySize"], function["Timeout"]) == ({"Ref": "MemorySize"}, {"Ref": "Timeout"})
+    assert (parameters["MemorySize"]["Default"], parameters["Timeout"]["Default"]) == (1024, 120)
+    assert function["Runtime"] == "python3.13"
+    # 0 leaves the function unreserved (a reservation of 0 would stop it)
+    assert function["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert template["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, 0]}]}
+    assert (parameters["ParallelizationFactor"]["MinValue"], parameters["ParallelizationFactor"]["MaxValue"]) == (1, 10)
+
+
+def test_the_failure_queue_and_the_log_group_outlive_the_stack(tmp_path: Path) -> None:
+    resources = render(tmp_path, THREE_TABLES)["Resources"]
+    for name in ("FailureQueue", "FunctionLogGroup"):
+        assert (resources[name]["DeletionPolicy"], resources[name]["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_the_dashboard_shows_the_function_and_every_outcome_and_the_lag_of_each_route(tmp_path: Path) -> None:
+    resources = render(tmp_path, THREE_TABLES)["Resources"]
+    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(body)["widgets"]
+    metrics = {(m[0], m[1], m[3] if m[0] == "AWS/Lambda" else m[5]) for w in widgets for m in w["properties"]["metrics"]}
+    function = {("AWS/Lambda", name, "${Function}")
+                for name in ("IteratorAge", "Errors", "Throttles", "ConcurrentExecutions", "Duration")}
+    routes = {("CdcRouter", name, route) for route in ("employees", "orders", "order_lines", "customers")
+              for name in ("RecordsApplied", "RecordsStale", "RecordsDeleted", "RecordsDeadLettered",
+                           "RecordsFailed", "ReplicationLagMs")}
+    assert metrics == function | routes
+    assert {m[3] for w in widgets for m in w["properties"]["metrics"] if m[0] == "CdcRouter"} == {"${AWS::StackName}"}
+
+
+@pytest.mark.parametrize("dsn, refused", [
+    ("${DATABASE_URL}", "comes whole from a ${VAR}"),              # a NoEcho parameter, yet in the environment
+    ("postgresql://cdc:s3cret@db.example/app", "holds a password"),
+    ("host=db.example user=cdc password=s3cret dbname=app", "holds a password"),
+    ("host=${DB_HOST} user=cdc dbname=app", None),                  # no password anywhere: nothing to expose
+])
+def test_a_password_in_the_functions_configuration_is_refused_unless_allowed(
+        tmp_path: Path, dsn: str, refused: str | None) -> None:
+    text = THREE_TABLES.replace("{type: postgres, secret: prod/cdc-router}", f'{{type: postgres, dsn: "{dsn}"}}')
+    if refused is None:
+        render(tmp_path, text)
+        return
+    with pytest.raises(ConfigError, match=re.escape(f"sinks.aurora.dsn: {refused}")) as caught:
+        render(tmp_path, text)
+    assert "s3cret" not in str(caught.value)
+    assert render(tmp_path, text, allow_dsn_password=True)["Resources"]["Function"]
+
+
+def test_iam_database_authentication_grants_rds_db_connect_for_the_dsns_user(tmp_path: Path) -> None:
+    text = THREE_TABLES.replace("{type: postgres, secret: prod/cdc-router}", (
+        '{type: postgres, iam_auth: true, dsn: "host=proxy.example port=5432 user=${DB_USER:-cdc} dbname=app"}'))
+    template = render(tmp_path, text)
+    assert statements(template)["ConnectWithIam"] == {"Sid": "ConnectWithIam", "Effect": "Allow",
+                                                      "Action": "rds-db:connect", "Resource": [{"Fn::Sub": (
+        "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:${AuroraDbResourceId}/${DbUser}")}]}
+    assert template["Parameters"]["AuroraDbResourceId"]["AllowedPattern"] == "(db|cluster|prx)-[A-Za-z0-9]+"
+    assert "ReadSecrets" not in statements(template)
+
+
+WITH_A_REDSHIFT_ROUTE = THREE_TABLES.replace("sinks:\n", "sinks:\n  warehouse: {type: redshift, workgroup: analytics, "
+                                                             "database: dev}\n").replace(
+    "    sink: aurora\n    table: crm.customers", "    sink: warehouse\n    table: crm.customers")
+
+
+@pytest.mark.parametrize("config", [THREE_TABLES, WITH_A_REDSHIFT_ROUTE])
+def test_cfn_lint_passes_on_the_sam_template_and_on_its_cloudformation_translation(tmp_path: Path, config: str) -> None:
+    template = render(tmp_path, config, architecture="arm64")
     cfn_lint(sam_template.write(template, tmp_path / "template.yaml"))
     # GIVEN the zip uploaded (sam deploy puts an S3 URI in CodeUri) WHEN SAM translates the template
     template["Resources"]["Function"]["Properties"]["CodeUri"] = "s3://artifacts/cdc-router-lambda.zip"

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import boto3
 import psycopg
 import pytest
 from factories import Stream, event
+from moto import mock_aws
 from psycopg import sql
 
 from operations.assemble import load_config, pipeline_for
@@ -34,8 +37,19 @@ def fresh_database(database_url: str) -> Iterator[str]:
 
 
 def test_every_shipped_route_loads_and_its_ddl_applies(fresh_database: str, monkeypatch: Any) -> None:
-    monkeypatch.setenv("DATABASE_URL", fresh_database)
-    pipeline = pipeline_for(load_config(ROOT / "config" / "tables.yaml"))
+    # GIVEN the shipped config's secret in (moto's) Secrets Manager, naming the fresh database
+    info = psycopg.conninfo.conninfo_to_dict(fresh_database)
+    secret = {"host": info.get("host", "127.0.0.1"), "port": int(info.get("port", 5432)),
+              "username": info.get("user", "postgres"), "password": info.get("password", ""),
+              "dbname": info.get("dbname")}
+    monkeypatch.delenv("DB_SECRET", raising=False)
+    with mock_aws():
+        boto3.client("secretsmanager").create_secret(Name="cdc-router/aurora", SecretString=json.dumps(secret))
+        pipeline = pipeline_for(load_config(ROOT / "config" / "tables.yaml"))
+        _apply_ddl_twice(pipeline, fresh_database)
+
+
+def _apply_ddl_twice(pipeline: Any, fresh_database: str) -> None:
     try:
         for sink in pipeline.sinks.values():
             sink.apply_ddl()
