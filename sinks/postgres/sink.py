@@ -22,7 +22,7 @@ from router.model import Route, SinkConfig
 from router.modes import Deletes
 from router.retry import RetryPolicy
 from router.sink import Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, SinkError
-from sinks.postgres import drift, statements, versions
+from sinks.postgres import drift, progress, statements, versions
 from sinks.postgres.connection import Credentials, classify
 from sinks.sql.drift import LiveTable
 from sinks.sql.rows import dead_letter_row, route_stats
@@ -60,6 +60,7 @@ class PostgresSink(SqlSink):
             r, self.state_schema)).as_string(None) for r in routes}
         self._dead_letter_sql = statements.dead_letter_statement(self.state_schema).as_string(None)
         self._purge_sql = self.purge_statement(sql.Placeholder()).as_string(None)
+        self._progress_sql: str | None = None  # set on connect when the progress table exists (sinks.postgres.progress)
 
     # -- connection -----------------------------------------------------------------------
 
@@ -81,6 +82,7 @@ class PostgresSink(SqlSink):
             raise
         self._refresh_secret = False
         logger.info("connected to postgres", extra={"sink": self.name, "server_version": conn.info.server_version})
+        self._progress_sql = progress.save_statement(self.state_schema) if progress.exists(conn, self) else None
         return conn
 
     def close(self) -> None:
@@ -128,6 +130,9 @@ class PostgresSink(SqlSink):
             cursors = [(batch, conn.execute(query, params, prepare=True)) for batch, query, params in work]
             if letters:
                 conn.execute(self._dead_letter_sql, (self._encode_dead_letters(letters),))
+            progressed = progress.rows(batches)
+            if progressed and self._progress_sql:
+                conn.execute(self._progress_sql, (progressed,))
             self._maybe_purge(conn)
             conn.execute("COMMIT")
         stats = {}
@@ -198,9 +203,14 @@ class PostgresSink(SqlSink):
         with conn.transaction():
             return drift.live_table(conn, route)
 
+    def state_ddl(self) -> list[str]:
+        """The base's state tables, and each route's progress (``sinks.postgres.progress``)."""
+        return [*super().state_ddl(), progress.create_statement(self.state_schema).as_string(None)]
+
     def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
         """The base's DDL, then tombstones of an earlier version brought to the one key encoding."""
         super().apply_ddl(routes)
+        self._progress_sql = progress.save_statement(self.state_schema)
         conn = self.connection()
         with conn.transaction():
             drift.upgrade_tombstone_keys(conn, self.state_schema)
