@@ -100,15 +100,20 @@ def batch_table(batch: RouteBatch) -> Table:
     return table
 
 
+def route_counts(stats: Mapping[str, RouteStats]) -> str:
+    """``employees upserted 2, deleted 1; orders stale 1``: the routes that did something."""
+    return "; ".join(
+        f"{route} " + ", ".join(f"{name.replace('_', '-')} {getattr(counts, name)}"
+                                for name in STAT_NAMES if getattr(counts, name))
+        for route, counts in stats.items() if any(getattr(counts, n) for n in STAT_NAMES))
+
+
 def batch_line(report: BatchReport) -> Text:
     """``Employees shardId-...: 3 records (SequenceNumber a..b): employees upserted 2, deleted 1``"""
     records = report.result.records  # parsed: DynamoDB Streams or Kinesis alike
     first, last = records[0].sequence_number, records[-1].sequence_number
     label = "Kinesis sequenceNumber" if records[0].source == SourceKind.KINESIS else "SequenceNumber"
-    counts = "; ".join(
-        f"{route} " + ", ".join(f"{name.replace('_', '-')} {getattr(stats, name)}"
-                                for name in STAT_NAMES if getattr(stats, name))
-        for route, stats in report.result.stats.items() if any(getattr(stats, n) for n in STAT_NAMES))
+    counts = route_counts(report.result.stats)
     numbers = first if first == last else f"{first}..{last}"
     line = Text(f"{report.table} {report.shard_id}: {len(records)} record{'s' if len(records) != 1 else ''} "
                 f"({label} {numbers}): {counts or 'nothing to write'}")
