@@ -7,9 +7,11 @@ import contextlib
 import functools
 import importlib
 import json
+import logging
 import os
 import sys
 import textwrap
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -156,3 +158,23 @@ def lambda_handler(write_config: Callable[..., Path], monkeypatch: pytest.Monkey
     yield load
     for module in loaded:
         module.pipeline.close()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto server (every AWS service on one endpoint), for commands that take --endpoint-url."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request lines in the test output
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def endpoint(moto_server: str) -> Iterator[str]:
+    """The moto server, emptied after the test."""
+    yield moto_server
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).close()

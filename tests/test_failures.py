@@ -8,9 +8,7 @@ a range the stream no longer holds stays in the queue with the backfill that rep
 from __future__ import annotations
 
 import json
-import logging
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ import boto3
 import pytest
 from click.testing import CliRunner
 from conftest import EMPLOYEES
-from moto.server import ThreadedMotoServer
 from moto_tables import create_employees
 
 from handlers.cli import app
@@ -26,21 +23,10 @@ from operations.assemble import load_config, pipeline_for
 from sources.dynamodb_streams import lambda_record
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)  # every client of the command goes to the server
-    yield moto_server
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).close()
+def aws_endpoint(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)  # every AWS client of the command goes to the moto server
+    return endpoint
 
 
 class Stream:
@@ -77,8 +63,8 @@ class Stream:
 
 
 @pytest.fixture
-def stream(endpoint: str) -> Stream:
-    return Stream(endpoint)
+def stream(aws_endpoint: str) -> Stream:
+    return Stream(aws_endpoint)
 
 
 @pytest.fixture

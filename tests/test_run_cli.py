@@ -3,13 +3,11 @@ process that Ctrl-C (SIGINT) stops after the current batch with its position sav
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +16,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import EMPLOYEES
 from factories import as_yaml, redshift, route, tables
-from moto.server import ThreadedMotoServer
 from moto_tables import create_employees
 
 from handlers.cli import app
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request lines in the test output
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def endpoint(moto_server: str) -> Iterator[str]:
-    yield moto_server
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).close()
 
 
 @pytest.fixture
