@@ -1,12 +1,14 @@
 """The AWS SAM template for one cdc-router function, rendered from tables.yaml.
 
 One DynamoDB stream trigger per routed source table (so adding a route adds its trigger),
-each with partial batch responses, bisection, bounded retries and record age, and an SQS
-queue as its on-failure destination. The execution role is written out statement by
-statement: read the named streams, read the named secrets, send to the failure queue,
-write the function's log group (EMF metrics travel in the logs); VPC access only when
-subnets are given. CloudWatch alarms watch lag and failed records per route, function
-errors, and the failure queue.
+each with partial batch responses, bisection, bounded retries and record age, and the
+failure queue (or an S3 bucket) as its on-failure destination. The execution role is
+written out statement by statement: read the named streams, read the named secrets (or
+connect with IAM authentication), send to the failure queue, write the function's log
+group (EMF metrics travel in the logs); VPC access only when subnets are given. Alarms
+(``sam_alarms``) watch each route and a function that fails, falls behind, is throttled or
+stops; a dashboard (``sam_dashboard``) shows both. Credentials that would sit in the
+function's configuration are refused unless allowed (``sam_credentials``).
 
 Every ``${VAR}`` in tables.yaml becomes a template parameter and an environment variable
 of the function (NoEcho unless it names a secret), so a deployed config reads its values
