@@ -46,7 +46,8 @@ def _checkpoints(status: Status) -> Table:
     for column in ("table", "shard", "SequenceNumber", "finished", "saved"):
         table.add_column(column)
     for point in status.checkpoints:
-        table.add_row(point.table, point.shard_id, _number(point.sequence_number), "yes" if point.finished else "",
+        number = "-" if point.sequence_number is None else str(point.sequence_number)  # an identifier, not a count
+        table.add_row(point.table, point.shard_id, number, "yes" if point.finished else "",
                       _ago(point.updated_at, status.now))
     return table
 
