@@ -14,9 +14,9 @@ from typing import Any
 from psycopg import sql
 
 from operations.checkpoints import CHECKPOINTS
-from sinks.common import DEAD_LETTERS, TOMBSTONES, target_name
 from sinks.postgres import progress
 from sinks.postgres.sink import PostgresSink
+from sinks.sql.rows import DEAD_LETTERS, TOMBSTONES, target_name
 
 EXACT_UP_TO = 1_000_000
 _COUNT_BY = 'SELECT {}, count(*) FROM {} GROUP BY 1'
