@@ -18,24 +18,26 @@ from handlers.observability import COUNTS, LAG
 from handlers.sam_intrinsics import get_att, ref
 
 NAMESPACE = "CdcRouter"
-FUNCTION = [("FunctionName", ref("Function"))]
 
 
 def function_alarms() -> dict[str, Any]:
+    def function() -> list[tuple[str, Any]]:  # fresh each time: a shared dict is dumped as a YAML alias
+        return [("FunctionName", ref("Function"))]
+
     return {
         "FunctionErrorsAlarm": alarm(
             "The function failed (an exception, a timeout, an init failure, a database it cannot reach): "
-            "Lambda retries the batch", "AWS/Lambda", "Errors", FUNCTION, "Sum", 1),
+            "Lambda retries the batch", "AWS/Lambda", "Errors", function(), "Sum", 1),
         "FunctionThrottlesAlarm": alarm(
             "Invocations were throttled (ReservedConcurrency, the account's limit): the streams fall behind",
-            "AWS/Lambda", "Throttles", FUNCTION, "Sum", 1),
+            "AWS/Lambda", "Throttles", function(), "Sum", 1),
         "IteratorAgeAlarm": alarm(
             "A trigger reads its stream more than IteratorAgeAlarmThresholdMs behind; records expire after 24 h",
-            "AWS/Lambda", "IteratorAge", FUNCTION, "Maximum", ref("IteratorAgeAlarmThresholdMs"),
+            "AWS/Lambda", "IteratorAge", function(), "Maximum", ref("IteratorAgeAlarmThresholdMs"),
             period=60, periods=5, datapoints=3, operator="GreaterThanThreshold"),
         "NoInvocationsAlarm": {**alarm(
             "The function was not invoked for NoInvocationsAlarmMinutes: a disabled trigger, or nothing written",
-            "AWS/Lambda", "Invocations", FUNCTION, "Sum", 1, period=60, periods=ref("NoInvocationsAlarmMinutes"),
+            "AWS/Lambda", "Invocations", function(), "Sum", 1, period=60, periods=ref("NoInvocationsAlarmMinutes"),
             datapoints=ref("NoInvocationsAlarmMinutes"), operator="LessThanThreshold", missing="breaching"),
             "Condition": "HasNoInvocationsAlarm"},
         "FailureQueueAlarm": alarm(
@@ -46,15 +48,17 @@ def function_alarms() -> dict[str, Any]:
 
 
 def route_alarms(route: str, prefix: str) -> dict[str, Any]:
-    dimensions = [("service", ref("AWS::StackName")), ("route", route)]
+    def dimensions() -> list[tuple[str, Any]]:
+        return [("service", ref("AWS::StackName")), ("route", route)]
+
     return {
         prefix + "LagAlarm": alarm(f"Route {route} is behind its stream by more than LagAlarmThresholdMs",
-                                   NAMESPACE, LAG, dimensions, "Maximum", ref("LagAlarmThresholdMs"),
+                                   NAMESPACE, LAG, dimensions(), "Maximum", ref("LagAlarmThresholdMs"),
                                    period=60, periods=5, datapoints=3, operator="GreaterThanThreshold"),
         prefix + "FailedAlarm": alarm(f"Route {route}: records failed and are being retried",
-                                      NAMESPACE, COUNTS["failed"], dimensions, "Sum", 1),
+                                      NAMESPACE, COUNTS["failed"], dimensions(), "Sum", 1),
         prefix + "DeadLetteredAlarm": alarm(f"Route {route}: records were dead-lettered (cdc-router dead-letters list)",
-                                            NAMESPACE, COUNTS["dead_lettered"], dimensions, "Sum", 1),
+                                            NAMESPACE, COUNTS["dead_lettered"], dimensions(), "Sum", 1),
     }
 
 

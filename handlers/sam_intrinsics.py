@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-NO_VALUE = {"Ref": "AWS::NoValue"}
-
 
 def ref(name: str) -> dict[str, Any]:
     return {"Ref": name}
@@ -16,8 +14,9 @@ def get_att(resource: str, attribute: str) -> dict[str, Any]:
     return {"Fn::GetAtt": [resource, attribute]}
 
 
-def if_(condition: str, then: Any, otherwise: Any = NO_VALUE) -> dict[str, Any]:
-    return {"Fn::If": [condition, then, otherwise]}
+def if_(condition: str, then: Any, otherwise: Any = None) -> dict[str, Any]:
+    """``Fn::If``; without ``otherwise``, AWS::NoValue (a fresh dict: a shared one is dumped as a YAML alias)."""
+    return {"Fn::If": [condition, then, ref("AWS::NoValue") if otherwise is None else otherwise]}
 
 
 def sub(text: str) -> dict[str, Any]:

@@ -102,7 +102,5 @@ def _trigger(event: str) -> dict[str, Any]:
         "ParallelizationFactor": res.ref("ParallelizationFactor"),
         "MaximumRetryAttempts": res.ref("MaximumRetryAttempts"),
         "MaximumRecordAgeInSeconds": res.ref("MaximumRecordAgeInSeconds"),
-        "BisectBatchOnFunctionError": True,
-        "FunctionResponseTypes": ["ReportBatchItemFailures"],
-        "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": res.get_att("FailureQueue", "Arn")}},
+        **res.failure_handling(),
     }}

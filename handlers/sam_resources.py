@@ -26,6 +26,19 @@ RESOURCES = ("FailureQueue", "FunctionLogGroup", "FunctionRole", "Function", "Da
 FIXED_NAMES = sam_parameters.NAMES + sam_parameters.CONDITIONS + RESOURCES
 
 
+def failure_handling() -> dict[str, Any]:
+    """Every trigger's (DynamoDB Streams and Kinesis): partial batch responses, bisection, the on-failure
+    destination (no "Type": the role grants what it needs, SAM adds nothing), and EventCount metrics.
+    Fresh dicts each time: a dict shared by two triggers would be dumped as a YAML alias."""
+    return {
+        "BisectBatchOnFunctionError": True,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "MetricsConfig": {"Metrics": ["EventCount"]},
+        "DestinationConfig": {"OnFailure": {"Destination": if_("HasFailureBucket", ref("FailureBucketArn"),
+                                                               get_att("FailureQueue", "Arn"))}},
+    }
+
+
 def secret_arn(name: str) -> Any:
     """A secret's ARN from its name: Secrets Manager appends '-' and six random characters."""
     if name.startswith("arn:"):
@@ -123,10 +136,5 @@ def _trigger(event: str) -> dict[str, Any]:
         "MaximumRetryAttempts": ref("MaximumRetryAttempts"),
         "MaximumRecordAgeInSeconds": ref("MaximumRecordAgeInSeconds"),
         "ParallelizationFactor": ref("ParallelizationFactor"),
-        "BisectBatchOnFunctionError": True,
-        "FunctionResponseTypes": ["ReportBatchItemFailures"],
-        "MetricsConfig": {"Metrics": ["EventCount"]},
-        # No "Type": the role above grants what the destination needs, SAM adds nothing.
-        "DestinationConfig": {"OnFailure": {"Destination": if_("HasFailureBucket", ref("FailureBucketArn"),
-                                                               get_att("FailureQueue", "Arn"))}},
+        **failure_handling(),
     }}

@@ -283,6 +283,7 @@ def test_the_committed_template_is_the_rendering_of_the_shipped_config() -> None
     rendered = sam_template.render(ROOT / "config" / "tables.yaml")
     assert (ROOT / "deploy" / "template.yaml").read_text() == sam_template.dump(rendered), \
         "deploy/template.yaml is stale: run `cdc-router template`"
+    assert "&id0" not in sam_template.dump(rendered), "a dict shared by two places is dumped as a YAML alias"
 
 
 @pytest.mark.parametrize("table, expected", [
