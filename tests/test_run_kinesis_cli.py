@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 from conftest import EMPLOYEES, PgTarget
 from test_kinesis_source import KINESIS_EMPLOYEES, employee
-from test_run_cli import endpoint, moto_server  # noqa: F401  (fixtures)
 
 from handlers.cli import app
 
