@@ -19,7 +19,7 @@ T0 = 1_732_957_420_000
 
 
 @pytest.fixture
-def kinesis(endpoint: str) -> Any:  # noqa: F811
+def kinesis(endpoint: str) -> Any:
     client = boto3.client("kinesis", endpoint_url=endpoint)
     client.create_stream(StreamName="changes", ShardCount=2)
     return client
@@ -39,7 +39,7 @@ def put(kinesis: Any, *changes: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("start", ["trim_horizon", "2000-01-01T00:00:00Z"])
-def test_run_reads_the_kinesis_stream_until_idle(start: str, endpoint: str, kinesis: Any,  # noqa: F811
+def test_run_reads_the_kinesis_stream_until_idle(start: str, endpoint: str, kinesis: Any,
                                                  config: Path, pg: PgTarget) -> None:
     put(kinesis, employee(2, "Bo", "Ops", T0 + 1), employee(1, "Akua", "ExDept", T0 + 2, "MODIFY"),
         employee(1, "Akua", "AnyDept", T0))
@@ -54,7 +54,7 @@ def test_run_reads_the_kinesis_stream_until_idle(start: str, endpoint: str, kine
 
 
 def test_from_a_time_is_refused_for_dynamodb_streams_and_a_bad_time_is_named(
-        endpoint: str, pg: PgTarget, write_config: Any) -> None:  # noqa: F811
+        endpoint: str, pg: PgTarget, write_config: Any) -> None:
     path = write_config(EMPLOYEES, pg, deletes="hard", on_error="fail")
     late = CliRunner().invoke(app, ["run", "--config", str(path), "--endpoint-url", endpoint, "--until-idle",
                                     "--from", "2025-03-01T00:00:00Z"])
