@@ -23,6 +23,7 @@ from samtranslator.translator.transform import transform
 
 from handlers import sam_template
 from handlers.cli import app
+from handlers.observability import COUNTS
 from router.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,8 +223,9 @@ def test_the_dashboard_shows_the_function_and_every_outcome_and_the_lag_of_each_
     function = {("AWS/Lambda", name, "${Function}")
                 for name in ("IteratorAge", "Errors", "Throttles", "ConcurrentExecutions", "Duration")}
     routes = {("CdcRouter", name, route) for route in ("employees", "orders", "order_lines", "customers")
-              for name in ("RecordsApplied", "RecordsStale", "RecordsDeleted", "RecordsDeadLettered",
-                           "RecordsFailed", "ReplicationLagMs")}
+              for name in (*COUNTS.values(), "ReplicationLagMs")}
+    assert {"RecordsApplied", "RecordsStale", "RecordsDeleted", "RecordsDeadLettered", "RecordsFailed"} <= set(
+        COUNTS.values())
     assert metrics == function | routes
     assert {m[3] for w in widgets for m in w["properties"]["metrics"] if m[0] == "CdcRouter"} == {"${AWS::StackName}"}
 
