@@ -63,7 +63,7 @@ def failures() -> None:
 
 @subcommand(failures)
 @_aws_options
-@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True, help="Messages to show at most.")
 def list_command(config: Path | None, stack: str | None, queue_url: str | None, region: str | None,
                  endpoint_url: str | None, limit: int, debug: bool) -> None:
     """Show each failed batch: table, shard, SequenceNumber range, why. The messages stay in the queue."""

@@ -46,7 +46,7 @@ def test_a_misspelled_dsn_is_the_one_problem_reported() -> None:
     assert errors_of('version: 1\nsinks:\n  aurora: {type: postgres, dns: "postgresql://localhost/x"}\nroutes:\n'
                      + ROUTE.format(n=1)) == [
         "t.yaml: sinks.aurora.dns: unknown key, did you mean 'dsn'? (allowed: application_name, connect_timeout, dsn, "
-        "lock_timeout_ms, mask_key, mask_secret, schema, secret, sslmode, sslrootcert, state_schema, statement_timeout_ms, "
+        "iam_auth, lock_timeout_ms, mask_key, mask_secret, region, schema, secret, sslmode, sslrootcert, state_schema, statement_timeout_ms, "
         "tombstone_retention_hours, type)"]
 
 
