@@ -48,10 +48,13 @@ def validate(config: Path | None, debug: bool) -> None:
     Every problem is reported, one line each, and the exit code is 1.
     """
     from handlers.render import route_table
+    from router.needs import notes
 
     loaded = load_config(config, offline=True)
     for route in loaded.routes.values():
         console.print(route_table(route))
+    for note in notes(loaded):  # what the file cannot tell (the table's key, its stream): checked on the records
+        console.print(Text(f"note: {note}"))
     console.print(f"{loaded.path} is valid: {len(loaded.routes)} route(s), {len(loaded.sinks)} sink(s)")
     for where in loaded.unresolved:
         console.print(Text(f"note: {where}; commands that connect need it", style="yellow"))

@@ -21,9 +21,15 @@ from router.config_errors import Errors, tree_errors
 from router.config_sources import SCHEMA as SOURCE_SCHEMA
 from router.config_sources import build_version, check_agreement
 from router.errors import CastError, ConfigError
+from router.filter_spec import FilterSpec
+from router.filters import Filter
 from router.limits import fit_type
-from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, Filter, MaskKey, Route, SinkConfig
-from router.modes import Deletes, Mask, MergeStrategy, Mode, OnError, Unrouted
+from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, MaskKey, Route, SinkConfig, Source
+from router.modes import Deletes, Mask, Mode, OnError, Unrouted
+from router.needs import check_declared
+from router.paths import parse_path
+from router.records import VIEW_TYPES
+from router.shared_targets import check_shared_targets
 from router.sink import SinkTypes
 from router.types import parse_type
 from router.yamlfile import Path
@@ -33,7 +39,7 @@ ENV_VAR = "CDC_ROUTER_CONFIG"
 
 _STRING = {"type": "string", "empty": False}
 COLUMN_SCHEMA = {
-    "from": _STRING,
+    "from": {"type": ["string", "list"], "empty": False, "schema": {"type": "string"}},
     "type": {"type": "string", "check_with": "column_type", "default": "text"},
     "default": {"nullable": True},
     "fallback": {"nullable": True},
@@ -54,12 +60,12 @@ ROUTE_SCHEMA = {
     "ttl_deletes": {"type": "string", "allowed": list(Deletes)},  # absent: as `deletes`
     "mode": {"type": "string", "allowed": list(Mode), "default": Mode.CURRENT.value},
     "on_error": {"type": "string", "allowed": list(OnError), "default": OnError.FAIL.value},
-    "filter": {"type": "dict", "schema": {
-        "attribute": {**_STRING, "required": True},
-        "equals": {"nullable": True},
-        "begins_with": {"type": "string"},
-    }},
+    "filter": {"type": "dict"},  # checked by router.filter_spec, which knows the YAML as written
     "log_records": {"type": "boolean", "default": False},
+}
+DECLARED_SOURCE_SCHEMA = {  # what a DynamoDB table is, declared so that validate can check its routes now
+    "key": {"type": ["string", "list"], "empty": False, "schema": {"type": "string", "empty": False}},
+    "stream": {"type": "string", "allowed": list(VIEW_TYPES)},
 }
 TOP_SCHEMA: dict[str, dict[str, Any]] = {
     "version": {"type": "integer", "required": True, "allowed": [1]},
@@ -70,6 +76,8 @@ TOP_SCHEMA: dict[str, dict[str, Any]] = {
     "routes": {"type": "dict", "required": True, "empty": False,
                "keysrules": {"type": "string", "empty": False},
                "valuesrules": {"type": "dict", "schema": ROUTE_SCHEMA}},
+    "sources": {"type": "dict", "keysrules": {"type": "string", "empty": False},
+                "valuesrules": {"type": "dict", "schema": DECLARED_SOURCE_SCHEMA}},
 }
 
 
@@ -126,9 +134,11 @@ def parse_config(text: str, sink_types: SinkTypes, path: str = DEFAULT_PATH,
     data = validator.document if validator.document is not None else doc.data
     sinks = _build_sinks(data.get("sinks") or {}, sink_types, errors)
     routes = _build_routes(data.get("routes") or {}, sinks, errors)
+    sources = _build_sources(data.get("sources") or {}, errors)
+    check_declared(routes, sources, errors.add)
     errors.raise_if_any()
     return Config(path=path, sinks=sinks, routes=routes, unrouted=Unrouted(data["unrouted"]), version=data["version"],
-                  unresolved=tuple(unresolved))
+                  unresolved=tuple(unresolved), sources=sources)
 
 
 def _unset_variables(doc: yamlfile.Document, sink_types: SinkTypes, errors: Errors, offline: bool) -> list[str]:
@@ -148,6 +158,16 @@ def _connection_option(doc: yamlfile.Document, where: Path, sink_types: SinkType
         return False
     sink_type = doc.value(where[:2] + ("type",))
     return sink_type in sink_types and where[2] in sink_types[sink_type].connection_options
+
+
+def _build_sources(entries: dict[str, Any], errors: Errors) -> dict[str, Source]:
+    sources = {}
+    for name, entry in entries.items():
+        if isinstance(entry, dict) and not errors.has_under(("sources", name)):
+            key = entry.get("key")
+            sources[name] = Source(name, tuple([key] if isinstance(key, str) else key) if key else None,
+                                   entry.get("stream"))
+    return sources
 
 
 def _sink_schema(sink_types: SinkTypes) -> dict[str, Any]:
@@ -193,7 +213,7 @@ def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], errors:
             route = _RouteBuilder(name, entry, sinks, errors).build()
             if route is not None:
                 routes[name] = route
-    _check_shared_targets(routes, sinks, errors)
+    check_shared_targets(routes, errors.add)
     check_agreement(routes, errors)
     return routes
 
@@ -267,6 +287,10 @@ class _RouteBuilder:
 
     def _identifiers(self, named: Iterable[tuple[str, str]], max_bytes: int) -> None:
         for key, identifier in named:
+            if not identifier:
+                self.errors.add(self.path + (key,), f"invalid {key} {self.entry[key]!r}: empty name "
+                                                    "(expected table or schema.table)")
+                continue
             size = len(identifier.encode("utf-8"))
             if size > max_bytes:
                 self.errors.add(self.path + (key,), f"identifier {identifier!r} is {size} bytes long "
@@ -280,10 +304,11 @@ class _RouteBuilder:
         size = len(name.encode("utf-8"))
         if size > max_bytes:
             self.errors.add(path, f"identifier {name!r} is {size} bytes long (at most {max_bytes} allowed by the sink)")
-        source = spec.get("from", name)
-        attr_path = tuple(source.split("."))
-        if not all(attr_path):
-            self.errors.add(path + ("from",), f"invalid attribute path {source!r} (expected name or map.name)")
+        try:
+            attr_path = parse_path(spec.get("from", name))
+        except ValueError as exc:
+            self.errors.add(path + ("from",), str(exc))
+            attr_path = (name,)
         column_type = parse_type(spec.get("type", "text"))
         try:
             column_type = fit_type(column_type, capabilities)
@@ -335,50 +360,21 @@ class _RouteBuilder:
             elif column.default is not MISSING or column.fallback is not MISSING:
                 self.errors.add(self.path + ("columns", name), "a key column cannot have a default or a fallback "
                                                                "(it would merge different items into one row)")
+            elif len(column.path) != 1:
+                self.errors.add(self.path + ("columns", name, "from"),
+                                f"key column {name!r} reads {column.source!r}, a path into a map: key columns must be "
+                                "read from the source table's key attributes (partition and sort key)")
+            elif not column.type.has_equality:
+                self.errors.add(self.path + ("columns", name, "type"),
+                                f"a key column cannot be of type {column.type.name}: it has no equality operator or "
+                                "index in the target (use text, a number, uuid, a date or time, or bytea)")
         if len(set(key)) != len(key):
             self.errors.add(self.path + ("key",), f"repeated column in key {key}")
 
     def _filter(self, spec: dict[str, Any] | None) -> Filter | None:
         if spec is None:
             return None
-        conditions = [c for c in ("equals", "begins_with") if c in spec]
-        if len(conditions) != 1:
-            self.errors.add(self.path + ("filter",), "needs exactly one condition (allowed: equals, begins_with)")
-            return None
-        return Filter(attribute=spec["attribute"], equals=spec.get("equals", MISSING),
-                      begins_with=spec.get("begins_with"))
-
-
-def _check_shared_targets(routes: dict[str, Route], sinks: dict[str, SinkConfig], errors: Errors) -> None:
-    first: dict[tuple[str, str, str], Route] = {}
-    for route in routes.values():
-        other = first.setdefault((route.sink, route.schema, route.table), route)
-        if other is not route and other.mode != route.mode:
-            errors.add(("routes", route.name, "mode"), f"{route.qualified_table} is also written by route "
-                                                       f"{other.name!r} with mode: {other.mode}; routes sharing a table "
-                                                       "must agree on it")
-        elif other is not route and (other.key != route.key or other.deletes != route.deletes):
-            errors.add(("routes", route.name, "table"),
-                       f"{route.qualified_table} is also written by route {other.name!r} with key {list(other.key)} "
-                       f"and deletes: {other.deletes}; routes sharing a table must agree on both")
-        elif other is not route and other.deletes_for(True) != route.deletes_for(True):
-            errors.add(("routes", route.name, "ttl_deletes"),
-                       f"{route.qualified_table} is also written by route {other.name!r} with ttl_deletes: "
-                       f"{other.deletes_for(True)}; routes sharing a table must agree on it")
-        elif other is not route and _written(other) != _written(route) and _replaces_rows(sinks[route.sink]):
-            errors.add(("routes", route.name, "columns"),
-                       f"{route.qualified_table} is also written by route {other.name!r} with columns "
-                       f"{sorted(_written(other))}; sink {route.sink!r} replaces whole rows, so routes sharing "
-                       "a table must write the same columns")
-
-
-def _written(route: Route) -> set[str]:
-    return {c.name for c in route.columns} | ({route.extras} if route.extras else set())
-
-
-def _replaces_rows(sink: SinkConfig) -> bool:
-    """delete-insert sinks (Redshift) rewrite a row from one route's columns, dropping the others'."""
-    return sink.capabilities.merge_strategy == MergeStrategy.DELETE_INSERT
+        return FilterSpec(self.errors.doc.plain, self.errors.add).parse(spec, self.path + ("filter",))
 
 
 def _split_table(text: str, default_schema: str) -> tuple[str, str]:

@@ -40,6 +40,14 @@ class RecordError(Exception):
         return type(self)(f"{prefix}: {self}", f"{prefix}: {self.redacted}")
 
 
+class RouteConfigError(RecordError):
+    """A record shows that a route does not fit its source table or stream (key attributes, view type).
+
+    Not the record's fault: every record after it would fail the same way, so the batch stops
+    there with the reason, whatever the route's ``on_error``; it is never dead-lettered.
+    """
+
+
 class CastError(RecordError):
     """A value does not fit its column's type."""
 

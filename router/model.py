@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from router.filters import Filter
 from router.modes import Deletes, Mask, MergeStrategy, Mode, OnError, Unrouted, VersionSource
+from router.paths import show
 from router.types import ColumnType
 
 VERSION_COLUMN = "_cdc_version"
@@ -20,7 +22,7 @@ MISSING = object()  # "no default" / "no fallback": None is a legitimate value f
 @dataclass(frozen=True)
 class Column:
     name: str                      # target column
-    path: tuple[str, ...]          # attribute, or a dotted path into nested maps
+    path: tuple[str, ...]          # attribute, or a path into nested maps (router.paths)
     type: ColumnType
     default: Any = MISSING         # when the attribute is absent
     fallback: Any = MISSING        # when absent, NULL, or not castable
@@ -28,16 +30,7 @@ class Column:
 
     @property
     def source(self) -> str:
-        return ".".join(self.path)
-
-
-@dataclass(frozen=True)
-class Filter:
-    """Select a route's items in a single-table design: one attribute, one condition."""
-
-    attribute: str
-    equals: Any = MISSING
-    begins_with: str | None = None
+        return show(self.path)
 
 
 @dataclass(frozen=True)
@@ -127,6 +120,15 @@ class SinkConfig:
 
 
 @dataclass(frozen=True)
+class Source:
+    """What ``sources:`` declares about a DynamoDB table, so that validate can check routes against it."""
+
+    name: str
+    key: tuple[str, ...] | None = None   # its key attributes (partition, sort)
+    stream: str | None = None            # its stream's StreamViewType
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     sinks: dict[str, SinkConfig]
@@ -134,6 +136,7 @@ class Config:
     unrouted: Unrouted = Unrouted.FAIL
     version: int = 1
     unresolved: tuple[str, ...] = ()  # loaded offline: connection options whose ${VAR} is unset (where: why)
+    sources: dict[str, Source] = field(default_factory=dict)
 
     def routes_for(self, source_table: str) -> tuple[Route, ...]:
         return self.routes_by_source.get(source_table, ())

@@ -73,3 +73,12 @@ class VersionSource(StrEnum):
     SEQUENCE_NUMBER = "sequence_number"
     APPROXIMATE_CREATION_TIME = "approximate_creation_time"
     ATTRIBUTE = "attribute"
+
+
+class ViewType(StrEnum):
+    """A DynamoDB stream's StreamViewType: which images its records carry."""
+
+    NEW_AND_OLD_IMAGES = "NEW_AND_OLD_IMAGES"
+    NEW_IMAGE = "NEW_IMAGE"
+    KEYS_ONLY = "KEYS_ONLY"
+    OLD_IMAGE = "OLD_IMAGE"

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.errors import InvalidEventError, RecordError, SourceMismatchError, UnroutedRecordError
+from router.errors import InvalidEventError, RecordError, RouteConfigError, SourceMismatchError, UnroutedRecordError
 from router.log import logger
 from router.masking import SecretReader
 from router.model import Config
@@ -34,6 +34,7 @@ class Failure:
     route: str | None = None
     transient: bool = False
     redacted: str | None = None    # the reason without item values, for the logs (None: the same)
+    configuration: bool = False    # tables.yaml does not fit the source (RouteConfigError): fix the config
 
 
 @dataclass
@@ -136,7 +137,8 @@ class Pipeline:
                 changes, dead_letters = self._transform(record)
             except RecordError as exc:
                 plan.failure = Failure(record.index, f"{record.where}: {exc}", exc.route,
-                                       redacted=f"{record.where}: {exc.redacted}")
+                                       redacted=f"{record.where}: {exc.redacted}",
+                                       configuration=isinstance(exc, RouteConfigError))
                 break
             plan.changes.extend(changes)
             plan.dead_letters.extend(dead_letters)
@@ -163,7 +165,7 @@ class Pipeline:
                     raise RecordError(record.error)
                 change = self.transforms[route.name](record)
             except RecordError as exc:
-                if route.on_error != OnError.DEAD_LETTER:
+                if route.on_error != OnError.DEAD_LETTER or isinstance(exc, RouteConfigError):
                     exc.route = route.name
                     raise
                 dead_letters.append(DeadLetter(route, record, str(exc)))

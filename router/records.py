@@ -11,9 +11,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from router.modes import SourceKind
+from router.modes import SourceKind, ViewType
 
 EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
+NEW_AND_OLD, NEW_IMAGE = ViewType.NEW_AND_OLD_IMAGES, ViewType.NEW_IMAGE
+KEYS_ONLY, OLD_IMAGE = ViewType.KEYS_ONLY, ViewType.OLD_IMAGE
+VIEW_TYPES = tuple(ViewType)
+# DynamoDB Streams SequenceNumbers have up to 40 digits and Kinesis ones 56; past Python's int() limit
+# (4,300 digits) a 5,000-digit one would raise out of the handler instead of failing its record.
+MAX_SEQUENCE_DIGITS = 128
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}  # the userIdentity of a TTL expiry
 
@@ -37,6 +43,7 @@ class ChangeRecord:
     source: SourceKind = SourceKind.DYNAMODB_STREAMS
     stream: str | None = None      # the Kinesis data stream it came through
     created_us: int | None = None  # ApproximateCreationDateTime in exact epoch microseconds (Kinesis)
+    view: str | None = None        # StreamViewType, when the record says (Lambda's DynamoDB Streams events do)
     user_identity: dict[str, Any] | None = None  # who made the change; DynamoDB's TTL for an expiry
 
     @property
@@ -65,7 +72,7 @@ class ChangeRecord:
 
 def is_sequence_number(value: Any) -> bool:
     """A decimal string of ASCII digits (``str.isdigit`` also accepts '²', which ``int`` refuses)."""
-    return isinstance(value, str) and value.isascii() and value.isdigit()
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= MAX_SEQUENCE_DIGITS
 
 
 def take_images(record: ChangeRecord, body: dict[str, Any]) -> str | None:

@@ -26,6 +26,10 @@ def reduce_changes(changes: Iterable[Change]) -> list[Change]:
         previous = latest.get(slot)
         if previous is None:
             latest[slot] = change
+        elif change.record is previous.record and change.op == DELETE:
+            # routes sharing a table (disjoint filters): the route an item left must not delete the row
+            # that the route it moved to writes from the same record
+            latest[slot] = replace(previous, first=min(change.first, previous.first))
         elif change.version >= previous.version:
             latest[slot] = _merge(previous, change)
         else:  # older than what we hold (only across shards or tables): keep the newer one

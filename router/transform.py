@@ -14,9 +14,11 @@ from typing import Any
 
 from router import attrs, masking
 from router.errors import CastError, RecordError
-from router.model import MISSING, Column, Filter, Route
+from router.model import MISSING, Column, Route
 from router.modes import Deletes, Mask
-from router.records import ChangeRecord
+from router.needs import RouteNeeds, missing_new_image, view_problem
+from router.paths import MISSING_VALUE, lookup
+from router.records import NEW_IMAGE, ChangeRecord
 from router.sink import DELETE, UPSERT, Change
 from router.types import INT_RANGES, ColumnType, parse_type
 from router.versions import version_reader
@@ -33,6 +35,8 @@ class RouteTransform:
         self.mapped = frozenset(c.path[0] for c in route.columns)
         self.readers = tuple((column.name, self._reader(column)) for column in route.columns)
         self.version = version_reader(route.version)  # the number the guard compares (route's version:)
+        self.filter = route.filter
+        self.needs = RouteNeeds(route)
         # a dead-lettered record comes back (redrive) with its masked values masked already
         self.premasked = tuple((c.name, _premasked_reader(c) if c.mask else read) for c, (_, read)
                                in zip(route.columns, self.readers))
@@ -61,48 +65,39 @@ class RouteTransform:
         return change
 
     def _change(self, record: ChangeRecord) -> Change | None:
+        needs_old = self.needs.check(record.keys or {}, record.view)
         if record.is_delete:
-            return self._delete(record)
+            return self._delete(record) if self._was_selected(record, needs_old) else None
         image = record.new_image
         if image is None:
-            raise RecordError(f"{record.event_name} record has no NewImage: the stream's view type must be "
-                              "NEW_IMAGE or NEW_AND_OLD_IMAGES")
-        if self.route.filter is not None and not _matches(self.route.filter, image):
-            return self._left_filter(record)
-        row = {name: read(image) for name, read in self._readers(record)}
-        if self.route.extras is not None:
-            row[self.route.extras] = self._extras(image)
-        return Change(self.route, UPSERT, self._key(row), row, self.version(record), record)
-
-    def _left_filter(self, record: ChangeRecord) -> Change | None:
-        """The new image is not for this route; if the item may have been, its row must go.
-
-        A new item never was; a filter on a key attribute cannot change; an OldImage tells.
-        Without one (a NEW_IMAGE stream) we cannot know, so the delete is sent: deleting a row
-        that is not there only leaves a tombstone.
-        """
-        route_filter = self.route.filter
-        assert route_filter is not None
-        if record.event_name == "INSERT" or route_filter.attribute in (record.keys or {}):
-            return None
-        if record.old_image is not None and not _matches(route_filter, record.old_image):
-            return None
+            raise self.needs.error(missing_new_image(self.route, record.event_name))
+        if self.filter is None or self.filter(image):
+            row = {name: read(image) for name, read in self._readers(record)}
+            if self.route.extras is not None:
+                row[self.route.extras] = self._extras(image)
+            return Change(self.route, UPSERT, self._key(row), row, self.version(record), record)
+        if record.event_name == "INSERT" or not self._was_selected(record, needs_old):
+            return None  # never this route's item: nothing to write, not even a delete
         return self._delete(record)
+
+    def _was_selected(self, record: ChangeRecord, needs_old: bool) -> bool:
+        """Whether the item was this route's before the record: the filter on the OldImage, or on the
+        Keys alone when it reads only key attributes (which an item never changes)."""
+        if self.filter is None or self.route.deletes == Deletes.IGNORE:
+            return True
+        keys = record.keys or {}
+        if not needs_old:
+            return self.filter(keys)
+        if record.old_image is None:
+            raise self.needs.error(view_problem(self.route, record.view or NEW_IMAGE, tuple(keys)) or "")
+        return self.filter({**record.old_image, **keys})
 
     def _delete(self, record: ChangeRecord) -> Change | None:
         if self.route.deletes_for(record.is_expiry) == Deletes.IGNORE:
             return None
-        image = {**(record.old_image or {}), **(record.keys or {})}
-        route_filter = self.route.filter
-        if route_filter is not None and route_filter.attribute in image and not _matches(route_filter, image):
-            return None  # without the attribute (KEYS_ONLY) the delete applies: deleting nothing is harmless
-        row = {}
+        keys = record.keys or {}  # key columns read key attributes only (checked by self.needs)
         readers = dict(self._readers(record))
-        for column in self.key_columns:
-            if _lookup(image, column.path) is MISSING:
-                raise RecordError(f"REMOVE record has no {column.source!r} for key column {column.name!r}: key columns "
-                                  "must come from the table's key attributes (or use a NEW_AND_OLD_IMAGES stream)")
-            row[column.name] = readers[column.name](image)
+        row = {column.name: readers[column.name](keys) for column in self.key_columns}
         return Change(self.route, DELETE, self._key(row), row, self.version(record), record)
 
     def _key(self, row: dict[str, Any]) -> tuple[Any, ...]:
@@ -118,15 +113,6 @@ class RouteTransform:
             return _EXTRAS_TYPE.cast(extras)
         except CastError as exc:
             raise exc.wrap(f"extras column {self.route.extras!r}") from None
-
-
-def _lookup(image: dict[str, Any], path: tuple[str, ...]) -> Any:
-    av = image.get(path[0], MISSING)
-    for part in path[1:]:
-        if type(av) is not dict or type(av.get("M")) is not dict:
-            return MISSING
-        av = av["M"].get(part, MISSING)
-    return av
 
 
 def _reader(column: Column) -> Callable[[dict[str, Any]], Any]:
@@ -159,8 +145,8 @@ def _masked_reader(column: Column, key: Callable[[], bytes | None]) -> Callable[
     assert mask is not None
 
     def read(image: dict[str, Any]) -> Any:
-        av = _lookup(image, column.path)
-        if av is MISSING or mask == Mask.REDACT:
+        av = lookup(image, column.path)
+        if av is MISSING_VALUE or mask == Mask.REDACT:
             return None
         try:
             value = attrs.to_python(av)
@@ -172,8 +158,8 @@ def _masked_reader(column: Column, key: Callable[[], bytes | None]) -> Callable[
 
 def _premasked_reader(column: Column) -> Callable[[dict[str, Any]], Any]:
     def read(image: dict[str, Any]) -> Any:
-        av = _lookup(image, column.path)
-        return None if av is MISSING else _cast_masked(column, attrs.to_python(av))
+        av = lookup(image, column.path)
+        return None if av is MISSING_VALUE else _cast_masked(column, attrs.to_python(av))
     return read
 
 
@@ -216,8 +202,8 @@ _SHORTCUTS = {"text": _text_shortcut, "varchar": _text_shortcut,
 
 
 def _value(column: Column, image: dict[str, Any]) -> Any:
-    av = _lookup(image, column.path)
-    if av is MISSING:
+    av = lookup(image, column.path)
+    if av is MISSING_VALUE:
         if column.default is not MISSING:
             return column.default
         return None if column.fallback is MISSING else column.fallback
@@ -232,13 +218,3 @@ def _value(column: Column, image: dict[str, Any]) -> Any:
     except RecordError as exc:  # a malformed AttributeValue: bad input, not a value to fall back from
         raise exc.wrap(f"column {column.name!r} (from {column.source!r})") from None
     return None if column.fallback is MISSING else column.fallback
-
-
-def _matches(route_filter: Filter, image: dict[str, Any]) -> bool:
-    av = image.get(route_filter.attribute)
-    if av is None:
-        return False
-    value = attrs.to_python(av)
-    if route_filter.begins_with is not None:
-        return isinstance(value, str) and value.startswith(route_filter.begins_with)
-    return value == route_filter.equals

@@ -47,6 +47,11 @@ class ColumnType:
     def is_json(self) -> bool:
         return self.base in ("json", "jsonb") and not self.is_array
 
+    @property
+    def has_equality(self) -> bool:
+        """Usable in a key: compared and indexed by the target, hashable here (no documents, no arrays)."""
+        return not self.is_array and self.base not in ("json", "jsonb")
+
 
 def parse_type(text: str) -> ColumnType:
     """Parse a type name; ``ValueError`` carries the message for the config error."""

@@ -33,6 +33,11 @@ class Document:
     errors: list[tuple[Path, str]] = field(default_factory=list)
     expanded: set[Path] = field(default_factory=set)
     unset: list[tuple[Path, str]] = field(default_factory=list)  # (where, variable): kept as written in ``data``
+    plain_scalars: dict[Path, tuple[str, str]] = field(default_factory=dict)  # unquoted: (YAML tag, text)
+
+    def plain(self, path: Path) -> tuple[str, str] | None:
+        """``(tag, text)`` of the unquoted scalar at ``path`` as written (``yes``, ``010``), else None."""
+        return self.plain_scalars.get(tuple(path))
 
     def shown(self, path: Path) -> Any:
         """The value at ``path`` as written in the file (never an expanded secret)."""
@@ -84,6 +89,8 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: Document,
     if isinstance(node, yaml.SequenceNode):
         return [_build(loader, item, path + (i,), doc, environ) for i, item in enumerate(node.value)]
     value = loader.construct_object(node, deep=True)
+    if isinstance(node, yaml.ScalarNode) and node.style is None:
+        doc.plain_scalars[path] = (node.tag, node.value)
     if environ is not None and isinstance(value, str) and "${" in value:
         return _expand(value, path, doc, environ)
     return value

@@ -15,7 +15,7 @@ from typing import Any
 
 from router.errors import InvalidEventError
 from router.records import EPOCH as _EPOCH
-from router.records import EVENT_NAMES, ChangeRecord, is_sequence_number, take_images
+from router.records import EVENT_NAMES, VIEW_TYPES, ChangeRecord, is_sequence_number, take_images
 
 
 def parse_event(event: Any) -> list[ChangeRecord]:
@@ -51,10 +51,14 @@ def _fill(record: ChangeRecord, event_name: Any, body: Any) -> str | None:
         return "record has no 'dynamodb' object"
     sequence = record.sequence_number
     if sequence is None or not is_sequence_number(sequence):
-        return f"invalid SequenceNumber {body.get('SequenceNumber')!r} (expected a decimal string)"
+        shown = repr(body.get("SequenceNumber"))
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return f"invalid SequenceNumber {shown} (expected a decimal string)"
     error = take_images(record, body)
     if error is not None:
         return error
+    view = body.get("StreamViewType")
+    record.view = view if view in VIEW_TYPES else None
     record.event_name, record.version = event_name, int(sequence)
     return _created(record, body.get("ApproximateCreationDateTime"))
 

@@ -91,7 +91,7 @@ BAD_FILES = [
                  id="unknown-route-key"),
     # an unknown top-level key
     pytest.param(config(top=("colour: red",)), {},
-                 ["FILE: colour: unknown key (allowed: routes, sinks, unrouted, version)"],
+                 ["FILE: colour: unknown key (allowed: routes, sinks, sources, unrouted, version)"],
                  id="unknown-top-level-key"),
     # an option the memory sink does not have
     pytest.param(config(sinks=("mem: {type: memory, dsn: x}",)), {},
@@ -256,17 +256,18 @@ BAD_FILES = [
                  id="extras-is-a-column"),
     # a dotted path with an empty part
     pytest.param(config(columns=("Id: {type: bigint}", "City: {from: address..city}")), {},
-                 ["FILE: routes.employees.columns.City.from: invalid attribute path 'address..city' "
-                  "(expected name or map.name)"],
+                 ["FILE: routes.employees.columns.City.from: invalid attribute path 'address..city': empty name "
+                  "(expected name, map.name, or a list of names such as [meta.type] for a name with a dot)"],
                  id="empty-path-part"),
     # a filter needs exactly one condition
     pytest.param(config(route=("filter: {attribute: kind, equals: a, begins_with: b}",)), {},
-                 ["FILE: routes.employees.filter: needs exactly one condition (allowed: equals, begins_with)"],
+                 ["FILE: routes.employees.filter: needs exactly one condition (allowed: attribute with one of "
+                  "equals, in, begins_with, exists; or one of all, any, not)"],
                  id="filter-two-conditions"),
     # two routes writing one table must agree on its key
     pytest.param(config(columns=("Id: {type: bigint}", "Name: {type: text}"), routes=(
-        "names: {source: Names, sink: mem, table: public.Employees, key: [Name], columns: {Name: {}}}",)), {},
-                 ["FILE: routes.names.table: public.Employees is also written by route 'employees' with key ['Id'] "
+        "names: {source: Employees, sink: mem, table: public.Employees, key: [Name], columns: {Name: {}}}",)), {},
+                 ["FILE: routes.names.table: public.Employees is also written by route 'employees': with key ['Id'] "
                   "and deletes: hard; routes sharing a table must agree on both"],
                  id="shared-table-different-key"),
     # broken YAML: the message points at the line and suggests quoting

@@ -86,7 +86,7 @@ def test_valid_ways_to_connect(options: str) -> None:
 
 SECOND_ROUTE = """
   r2:
-    source: T2
+    source: T
     sink: {sink}
     table: t
     key: [id]
@@ -96,14 +96,15 @@ SECOND_ROUTE = """
 """
 
 
-def test_routes_sharing_a_warehouse_table_write_the_same_columns() -> None:
-    # Postgres updates each route's columns in place; Redshift replaces whole rows
-    load(sink="aurora", columns="      a: {type: text}", more=SECOND_ROUTE.format(sink="aurora"))
+@pytest.mark.parametrize("sink", ["aurora", "warehouse"])
+def test_routes_sharing_a_table_write_the_same_columns(sink: str) -> None:
+    # a row moving between the routes would keep the other route's values (Postgres) or lose them (Redshift)
     with pytest.raises(ConfigError) as raised:
-        load(columns="      a: {type: text}", more=SECOND_ROUTE.format(sink="warehouse"))
+        load(sink=sink, columns="      a: {type: text}", more=SECOND_ROUTE.format(sink=sink))
     assert raised.value.errors == [
-        "tables.yaml: routes.r2.columns: public.t is also written by route 'r' with columns ['a', 'id']; "
-        "sink 'warehouse' replaces whole rows, so routes sharing a table must write the same columns"]
+        "tables.yaml: routes.r2.columns: public.t is also written by route 'r': with columns ['a', 'id']; routes "
+        "sharing a table must write the same columns, or a row moving between them would keep the other route's "
+        "values"]
 
 
 def test_moving_a_route_to_the_warehouse_is_one_line() -> None:

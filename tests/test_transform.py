@@ -15,7 +15,7 @@ import pytest
 from factories import MEMORY, Stream, load_event, route, tables, wire
 from memory_sink import parse
 
-from router.errors import CastError, RecordError
+from router.errors import CastError, RecordError, RouteConfigError
 from router.model import Route
 from router.records import ChangeRecord
 from router.sink import DELETE, UPSERT
@@ -32,8 +32,8 @@ def make_route(columns: dict[str, Any], key: list[str] | None = None, **options:
 
 
 def upsert_record(item: dict[str, Any], key: tuple[str, ...] = ("Id",)) -> ChangeRecord:
-    """An INSERT of ``item`` on a NEW_IMAGE stream."""
-    return parse_record(Stream("Employees", key=key).insert(item), 0)
+    """An INSERT of ``item`` on a NEW_AND_OLD_IMAGES stream (which a filter on a non-key attribute needs)."""
+    return parse_record(Stream("Employees", key=key, view=NEW_AND_OLD).insert(item), 0)
 
 
 def remove_record(item: dict[str, Any], view: str, key: tuple[str, ...] = ("Id",)) -> ChangeRecord:
@@ -59,7 +59,14 @@ def outcome(route: Route, record: ChangeRecord) -> Any:
 
 EMPLOYEE = {"Id": 2001, "empNo": "E-17", "empName": "Akua", "empDepartment": "AnyDept", "kind": "staff",
             "address": {"city": "Accra"}}
-KEY_ROW = (DELETE, (2001,), {"Id": 2001})  # what a delete of EMPLOYEE is, whatever the rest of the route says
+KEY_ROW = (DELETE, (2001,), {"Id": 2001})
+NEEDS_OLD_IMAGE = ("route 'r' does not fit its source: the stream of DynamoDB table 'Employees' is KEYS_ONLY, but the "
+                   "route's filter reads kind (not key attributes): without the OldImage a MODIFY or REMOVE cannot "
+                   "tell whether the item was the route's. Enable the stream as NEW_AND_OLD_IMAGES (or set deletes: "
+                   "ignore)")
+NON_KEY = ("route 'r' does not fit its source: key column(s) read non-key attribute(s) 'empNo' of DynamoDB table "
+           "'Employees' (its key attributes: Id): key columns must be read from the table's key attributes, which an "
+           "item never changes")  # what a delete of EMPLOYEE is, whatever the rest of the route says
 
 # (route, item, stream key, expected outcome of its REMOVE on a KEYS_ONLY stream, on a NEW_AND_OLD_IMAGES stream)
 REMOVE_CASES = [
@@ -94,13 +101,13 @@ REMOVE_CASES = [
     # extras are not written by a delete
     pytest.param(dict(columns={"Id": {"type": "bigint"}}, extras="attributes"),
                  EMPLOYEE, ("Id",), KEY_ROW, KEY_ROW, id="extras"),
-    # a filter the OldImage matches: the delete applies
+    # a filter the OldImage matches: the delete applies; without the OldImage nobody can know whether the item
+    # was the route's, so the stream is refused (issue 12: a delete sent blindly failed or left phantom rows)
     pytest.param(dict(columns={"Id": {"type": "bigint"}}, filter={"attribute": "kind", "equals": "staff"}),
-                 EMPLOYEE, ("Id",), KEY_ROW, KEY_ROW, id="filter-matches"),
-    # a filter the OldImage does not match: not this route's row; without the image the delete applies
-    # (deleting a row that was never written is harmless)
+                 EMPLOYEE, ("Id",), (RouteConfigError, NEEDS_OLD_IMAGE), KEY_ROW, id="filter-matches"),
+    # a filter the OldImage does not match: never this route's item, nothing to write
     pytest.param(dict(columns={"Id": {"type": "bigint"}}, filter={"attribute": "kind", "equals": "contractor"}),
-                 EMPLOYEE, ("Id",), KEY_ROW, None, id="filter-does-not-match"),
+                 EMPLOYEE, ("Id",), (RouteConfigError, NEEDS_OLD_IMAGE), None, id="filter-does-not-match"),
     # a filter on a key attribute (single-table design): the Keys alone decide
     pytest.param(dict(columns={"pk": {"type": "text"}, "sk": {"type": "bigint"}}, key=["pk", "sk"],
                       filter={"attribute": "pk", "begins_with": "ORDER#"}),
@@ -109,12 +116,10 @@ REMOVE_CASES = [
                       filter={"attribute": "pk", "begins_with": "EMP#"}),
                  {"pk": "EMP#1", "sk": 7}, ("pk", "sk"), (DELETE, ("EMP#1", 7), {"pk": "EMP#1", "sk": 7}),
                  (DELETE, ("EMP#1", 7), {"pk": "EMP#1", "sk": 7}), id="key-prefix-filter-matches"),
-    # a key column fed by a non-key attribute: only the OldImage has it
+    # a key column fed by a non-key attribute: refused on any stream (issue 12, finding 4)
     pytest.param(dict(columns={"EmpNo": {"from": "empNo"}}, key=["EmpNo"]),
-                 EMPLOYEE, ("Id",),
-                 (RecordError, "REMOVE record has no 'empNo' for key column 'EmpNo': key columns must come from "
-                               "the table's key attributes (or use a NEW_AND_OLD_IMAGES stream)"),
-                 (DELETE, ("E-17",), {"EmpNo": "E-17"}), id="key-from-non-key-attribute"),
+                 EMPLOYEE, ("Id",), (RouteConfigError, NON_KEY), (RouteConfigError, NON_KEY),
+                 id="key-from-non-key-attribute"),
 ]
 
 
@@ -135,7 +140,8 @@ def test_remove_record_with_deletes_ignore(route_spec: dict[str, Any], item: dic
                                            keys_only: Any, new_and_old: Any, view: str) -> None:
     # GIVEN the same routes with deletes: ignore WHEN a REMOVE arrives THEN it is not for the route
     route = make_route(**route_spec, deletes="ignore")
-    assert outcome(route, remove_record(item, view, key)) is None
+    expected = (RouteConfigError, NON_KEY) if route.key == ("EmpNo",) else None  # a key must be a key, always
+    assert outcome(route, remove_record(item, view, key)) == expected
 
 
 def test_remove_records_from_event_files() -> None:
@@ -278,9 +284,9 @@ FILTER_CASES = [
     ({"attribute": "level", "equals": 1}, {"level": 1}, True),
     # the text "1" is not the number 1
     ({"attribute": "level", "equals": 1}, {"level": "1"}, False),
-    # equals null matches a NULL attribute, not an absent one
-    ({"attribute": "kind", "equals": None}, {"kind": None}, True),
-    ({"attribute": "kind", "equals": None}, {}, False),
+    # exists: a NULL attribute exists, an absent one does not
+    ({"attribute": "kind", "exists": True}, {"kind": None}, True),
+    ({"attribute": "kind", "exists": True}, {}, False),
     # begins_with: a key prefix in a single-table design
     ({"attribute": "sk", "begins_with": "ORDER#"}, {"sk": "ORDER#2024"}, True),
     ({"attribute": "sk", "begins_with": "ORDER#"}, {"sk": "ITEM#1"}, False),
@@ -304,9 +310,11 @@ KEY_ERRORS = [
     # the key attribute is NULL
     ({"Id": {"type": "bigint"}}, ["Id"], {"Id": None},
      (RecordError, "key column 'Id' has no value (attribute absent or NULL)")),
-    # a renamed key whose attribute is absent
+    # a key column read from a non-key attribute: the route does not fit the table
     ({"Id": {"type": "bigint"}, "EmpNo": {"from": "empNo"}}, ["Id", "EmpNo"], {"Id": 1},
-     (RecordError, "key column 'EmpNo' has no value (attribute absent or NULL)")),
+     (RouteConfigError, "route 'r' does not fit its source: key column(s) read non-key attribute(s) 'empNo' of "
+                        "DynamoDB table 'Employees' (its key attributes: Id): key columns must be read from the "
+                        "table's key attributes, which an item never changes")),
     # the key does not cast: no fallback can exist for a key
     ({"Id": {"type": "bigint"}}, ["Id"], {"Id": "abc"},
      (CastError, "column 'Id' (from 'Id'): 'abc' does not fit bigint: not a number")),
@@ -327,7 +335,9 @@ def test_insert_without_new_image_is_a_record_error() -> None:
     # GIVEN an INSERT from a KEYS_ONLY stream WHEN transformed THEN the message names the view type to use
     record = parse_record(Stream("Employees", view=KEYS_ONLY).insert({"Id": 1}), 0)
     assert outcome(make_route({"Id": {"type": "bigint"}}), record) == (
-        RecordError, "INSERT record has no NewImage: the stream's view type must be NEW_IMAGE or NEW_AND_OLD_IMAGES")
+        RouteConfigError, "route 'r' does not fit its source: INSERT record without NewImage: the stream of DynamoDB "
+                          "table 'Employees' must be NEW_AND_OLD_IMAGES (or NEW_IMAGE where no route's filter needs the "
+                          "OldImage), not KEYS_ONLY or OLD_IMAGE")
 
 
 def test_malformed_attribute_value_is_not_covered_by_fallback() -> None:
