@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_config import config, load_errors
+from test_config import SINK_TYPES, config, load_errors
+
+from operations.assemble import load_config
+from router.needs import notes
 
 STAFF = "filter: {attribute: kind, equals: staff}"
 
@@ -79,9 +82,7 @@ def test_routes_with_disjoint_filters_may_share_a_table(tmp_path: Path) -> None:
     text = config(route=(STAFF,), routes=(second(),))
     path = tmp_path / "tables.yaml"
     path.write_text(text)
-    from operations.assemble import load_config
-
-    routes = load_config(path, environ={}).routes
+    routes = load_config(path, environ={}, sink_types=SINK_TYPES).routes
     assert [r.table for r in routes.values()] == ["Employees", "Employees"]
 
 
@@ -119,13 +120,10 @@ def test_declared_sources_are_checked_by_validate(tmp_path: Path, text: str, err
 
 
 def test_validate_says_what_it_cannot_know(tmp_path: Path) -> None:
-    from operations.assemble import load_config
-    from router.needs import notes
-
     path = tmp_path / "tables.yaml"
     # GIVEN a filtered route of an undeclared table WHEN validated THEN the notes say what records must show
     path.write_text(config(route=(STAFF,)))
-    assert notes(load_config(path, environ={})) == [
+    assert notes(load_config(path, environ={}, sink_types=SINK_TYPES)) == [
         "route employees: key read from Id, which must be the key attributes of DynamoDB table Employees (declare "
         "them under sources: to check now; otherwise the first record whose Keys differ stops the batch)",
         "route employees: its filter reads kind, so the stream of Employees must be NEW_AND_OLD_IMAGES: on a "
@@ -134,4 +132,4 @@ def test_validate_says_what_it_cannot_know(tmp_path: Path) -> None:
     # AND a declared table, with a pinned sort key and the images the filter needs, leaves nothing unsaid
     path.write_text(config(top=("sources: {Employees: {key: [Id, sk], stream: NEW_AND_OLD_IMAGES}}",),
                            route=("filter: {all: [{attribute: kind, equals: staff}, {attribute: sk, equals: P}]}",)))
-    assert notes(load_config(path, environ={})) == []
+    assert notes(load_config(path, environ={}, sink_types=SINK_TYPES)) == []
