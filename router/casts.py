@@ -21,7 +21,12 @@ from router.errors import CastError
 Cast = Callable[[Any], Any]
 INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 _WIDE = Context(prec=1100)  # numeric(p,s) allows p up to 1000: the default 28 digits would refuse 38-digit values
-EPOCH_MS_THRESHOLD = 10**11  # larger epoch numbers are milliseconds (10**11 s is the year 5138)
+# Without ``epoch:`` on the column, numbers below 10**10 are seconds (years 1653-2286) and numbers from
+# 10**11 on are milliseconds (from 1973-03-03); between them a number could be either (seconds: years
+# 2286-5138, milliseconds: 1970-04-26 to 1973-03-03), so it is refused with a hint to set the unit.
+EPOCH_SECONDS_BELOW = 10**10
+EPOCH_MS_FROM = 10**11
+EPOCH_DIVISORS = {"s": 1, "ms": 1000, "us": 1_000_000}
 
 
 def _fail(value: Any, type_name: str, reason: str = "") -> CastError:
@@ -170,10 +175,15 @@ def _boolean(value: Any) -> bool:
     raise _fail(value, "boolean")
 
 
-def _epoch(value: Any, type_name: str) -> dt.datetime:
+def from_epoch(value: Any, type_name: str, unit: str | None = None) -> dt.datetime:
+    """An epoch number as a UTC time: in ``unit`` (s, ms, us), or by the rule above."""
     seconds = _decimal(value, type_name)
-    if abs(seconds) >= EPOCH_MS_THRESHOLD:
-        seconds = seconds / 1000
+    if unit is None:
+        if EPOCH_SECONDS_BELOW <= abs(seconds) < EPOCH_MS_FROM:
+            raise _fail(value, type_name, "ambiguous epoch number (seconds or milliseconds?): set epoch: s, ms or us "
+                                          "on the column")
+        unit = "ms" if abs(seconds) >= EPOCH_MS_FROM else "s"
+    seconds = seconds / EPOCH_DIVISORS[unit]
     try:
         return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=float(seconds))
     except OverflowError:
@@ -191,7 +201,7 @@ def _datetime(value: Any, type_name: str) -> dt.datetime:
         except ValueError:
             raise _fail(value, type_name, "expected an ISO-8601 time or epoch seconds/milliseconds") from None
     elif isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        moment = _epoch(value, type_name)
+        moment = from_epoch(value, type_name)
     else:
         raise _fail(value, type_name, "expected an ISO-8601 time or epoch seconds/milliseconds")
     return moment
@@ -216,6 +226,8 @@ def _date(value: Any) -> dt.date:
         except ValueError:
             pass
     moment = _datetime(value, "date")
+    if isinstance(value, str):
+        return moment.date()  # the date as written, as PostgreSQL's own cast keeps it (not the UTC date)
     return (moment.astimezone(dt.UTC) if moment.tzinfo else moment).date()
 
 

@@ -25,7 +25,7 @@ from router.filter_spec import FilterSpec
 from router.filters import Filter
 from router.limits import fit_type
 from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, MaskKey, Route, SinkConfig, Source
-from router.modes import Deletes, Mask, Mode, OnError, Unrouted
+from router.modes import Deletes, EpochUnit, Mask, Mode, OnError, Unrouted
 from router.needs import check_declared
 from router.paths import parse_path
 from router.records import VIEW_TYPES
@@ -44,6 +44,7 @@ COLUMN_SCHEMA = {
     "default": {"nullable": True},
     "fallback": {"nullable": True},
     "mask": {"type": "string", "allowed": list(Mask)},
+    "epoch": {"type": "string", "allowed": list(EpochUnit)},
 }
 ROUTE_SCHEMA = {
     **SOURCE_SCHEMA,  # kinesis, version
@@ -322,7 +323,12 @@ class _RouteBuilder:
         mask = Mask(spec["mask"]) if "mask" in spec else None
         if mask is not None:
             self._check_mask(mask, column_type, spec, path)
-        return Column(name=name, path=attr_path, type=column_type, mask=mask, **literals)
+        epoch = spec.get("epoch")
+        if epoch is not None and column_type.base not in ("date", "timestamp", "timestamptz"):
+            self.errors.add(path + ("epoch",), f"epoch applies to date, timestamp and timestamptz columns, "
+                                              f"not {column_type.name}")
+        return Column(name=name, path=attr_path, type=column_type, mask=mask,
+                      epoch=EpochUnit(epoch) if epoch else None, **literals)
 
     def _check_mask(self, mask: Mask, column_type: Any, spec: dict[str, Any], path: Path) -> None:
         """A digest is 64 hex characters: it needs a text column; the key must exist; nothing unmasked may

@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from router.filters import Filter
-from router.modes import Deletes, Mask, MergeStrategy, Mode, OnError, Unrouted, VersionSource
+from router.modes import Deletes, EpochUnit, Mask, MergeStrategy, Mode, OnError, Unrouted, VersionSource
 from router.paths import show
 from router.types import ColumnType
 
@@ -27,6 +27,7 @@ class Column:
     default: Any = MISSING         # when the attribute is absent
     fallback: Any = MISSING        # when absent, NULL, or not castable
     mask: Mask | None = None       # hash or drop the value before it goes anywhere
+    epoch: EpochUnit | None = None  # the unit of epoch numbers (date and time columns)
 
     @property
     def source(self) -> str:

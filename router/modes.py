@@ -75,6 +75,14 @@ class VersionSource(StrEnum):
     ATTRIBUTE = "attribute"
 
 
+class EpochUnit(StrEnum):
+    """The unit of epoch numbers in a date or time column (``epoch:``)."""
+
+    S = "s"
+    MS = "ms"
+    US = "us"
+
+
 class ViewType(StrEnum):
     """A DynamoDB stream's StreamViewType: which images its records carry."""
 

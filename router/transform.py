@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from router import attrs, masking
+from router.casts import from_epoch
 from router.errors import CastError, RecordError
 from router.model import MISSING, Column, Route
 from router.modes import Deletes, Mask
@@ -210,6 +212,8 @@ def _value(column: Column, image: dict[str, Any]) -> Any:
     try:
         value = attrs.to_python(av)
         if value is not None:
+            if column.epoch is not None and isinstance(value, Decimal):
+                value = from_epoch(value, column.type.name, column.epoch)
             return column.type.cast(value)
     except CastError as exc:
         if column.fallback is not MISSING:

@@ -24,7 +24,7 @@ TYPES = ("text, varchar(n), smallint, integer, bigint, numeric[(p[,s])], real, d
 QUOTE_HINT = '(quote values with [ ] { } : # in them, e.g. type: "text[]")'
 ROUTE_KEYS = ("columns, deletes, extras, filter, key, kinesis, log_records, mode, on_error, sink, source, table, "
               "ttl_deletes, version")
-COLUMN_KEYS = "default, fallback, from, mask, type"
+COLUMN_KEYS = "default, epoch, fallback, from, mask, type"
 
 
 def config(*, columns: Iterable[str] = ("Id: {type: bigint}",), sink: str = "mem", key: str = "[Id]",

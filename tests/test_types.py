@@ -236,9 +236,12 @@ TIMES = [
     ("timestamptz", D("1700000000"), dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
     # epoch milliseconds
     ("timestamptz", D("1700000000123"), dt.datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)),
-    # the largest number read as seconds, and the smallest read as milliseconds
-    ("timestamptz", D("99999999999"), dt.datetime(5138, 11, 16, 9, 46, 39, tzinfo=UTC)),
+    # the largest number read as seconds, the smallest read as milliseconds, and between them (seconds or
+    # milliseconds?) a cast error that asks for the column's epoch unit (issue 12)
+    ("timestamptz", D("9999999999"), dt.datetime(2286, 11, 20, 17, 46, 39, tzinfo=UTC)),
     ("timestamptz", D("100000000000"), dt.datetime(1973, 3, 3, 9, 46, 40, tzinfo=UTC)),
+    ("timestamptz", D("99999999999"), Fails("ambiguous epoch number (seconds or milliseconds?): set epoch: s, ms "
+                                            "or us on the column")),
     # words are not times
     ("timestamptz", "yesterday", Fails("'yesterday' does not fit timestamptz: expected an ISO-8601 time or epoch")),
     # an epoch number as text is not ISO-8601
