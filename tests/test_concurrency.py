@@ -85,11 +85,11 @@ def deliver(pipeline: Any, batch: list, outcomes: list[str]) -> None:
     raise AssertionError(f"batch still failing after 50 retries: {outcomes[-1]}")
 
 
-@pytest.mark.parametrize("deletes", ["hard", "soft"])
+@pytest.mark.parametrize("deletes", ["hard", "soft", "ignore"])
 def test_two_routes_writing_one_table_at_once_lose_no_update(pg: Any, make_pipeline: Any, deletes: str) -> None:
     # GIVEN two pipelines (two containers, two connections) whose routes feed one table with overlapping keys
     first, second = pipelines(pg, make_pipeline, deletes)
-    plan = histories(rounds=40, keys=6, per_batch=8, seed=8)
+    plan = histories(rounds=30, keys=12, per_batch=40, seed=8)
     barrier, retried = threading.Barrier(2), []
 
     def run(pipeline: Any, side: int) -> None:
@@ -110,11 +110,14 @@ def test_two_routes_writing_one_table_at_once_lose_no_update(pg: Any, make_pipel
         newest[int(record["dynamodb"]["Keys"]["Id"]["N"])] = record
     rows = {r["Id"]: r for r in pg.rows("Employees", bookkeeping=True)}
     for key, record in newest.items():
-        if record["eventName"] == "REMOVE":
+        if record["eventName"] == "REMOVE" and deletes != "ignore":
             assert key not in rows or rows[key]["_cdc_deleted_at"] is not None
+        elif record["eventName"] == "REMOVE":
+            continue  # ignored: the row keeps an older upsert
         else:
             assert rows[key]["Name"] == record["dynamodb"]["NewImage"]["empName"]["S"]
         if key in rows:
             assert rows[key]["_cdc_version"] == int(record["dynamodb"]["SequenceNumber"])
     assert all(key in newest for key in rows)
-    assert all("Deadlock" in reason or "Serialization" in reason for reason in retried), retried
+    # AND no writer ever deadlocked the other: rows are locked in one order by every route (issue 12, finding 10)
+    assert retried == []

@@ -19,7 +19,6 @@ from psycopg import pq, sql
 from router.attrs import dumps_exact
 from router.log import logger
 from router.model import Route, SinkConfig
-from router.modes import Deletes
 from router.retry import RetryPolicy
 from router.sink import Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, SinkError
 from sinks.postgres import drift, progress, statements, versions
@@ -122,7 +121,7 @@ class PostgresSink(SqlSink):
         # If a statement fails, the server skips the rest up to the Sync, COMMIT included, and the
         # transaction is rolled back (``connection()`` clears the aborted state before the next use).
         locks = sorted(set().union(*(statements.row_locks(self._targets[b.route.name], (c.key for c in b.changes))
-                                     for b in batches if b.route.deletes == Deletes.HARD and not b.route.versioned)))
+                                     for b in batches if not b.route.versioned)))
         with conn.pipeline():
             conn.execute("BEGIN")
             if locks:
