@@ -154,7 +154,7 @@ def replay(config: Path | None, event_file: Path, dry_run: bool, debug: bool) ->
     EVENT.json is what a Lambda receives from DynamoDB Streams. Prints what happened per route
     and the batchItemFailures response; exits 1 if a record failed.
     """
-    from handlers.render import batch_table, stats_table, stopped_at
+    from handlers.render import batch_table, stats_table, stopped_at, substitute_lines
     from operations.dryrun import dry_run_pipeline
 
     try:
@@ -174,6 +174,8 @@ def replay(config: Path | None, event_file: Path, dry_run: bool, debug: bool) ->
             for statement in getattr(sink, "statements", []):
                 click.echo(f"{statement};\n")
     console.print(stats_table(result.stats, "dry run: counted as if the target were empty" if dry_run else None))
+    for line in substitute_lines(result.stats):
+        console.print(Text(line, style="yellow"))
     if result.failure is not None:
         console.print(Text(stopped_at(result), style="red"))
     click.echo(json.dumps(result.response))

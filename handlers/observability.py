@@ -28,6 +28,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, Metrics, MetricUnit
 from router.log import logger
 from router.model import Config, Route
 from router.pipeline import BatchResult
+from router.sink import RouteStats
 from sources.dynamodb_streams import table_from_arn
 from sources.kinesis import stream_from_arn
 
@@ -37,6 +38,7 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "cdc-router")
 COUNTS = {"upserted": "RecordsApplied", "stale": "RecordsStale", "deleted": "RecordsDeleted",
           "expired": "RecordsExpired", "dead_lettered": "RecordsDeadLettered", "failed": "RecordsFailed"}
 LAG = "ReplicationLagMs"
+DEFAULTS, FALLBACKS = "DefaultsApplied", "FallbacksApplied"  # per route and column
 
 # The cold-start metric names the function; outside Lambda (tests, the CLI) the context is
 # None, so the name comes from the environment Lambda sets, never from the context.
@@ -91,3 +93,14 @@ def publish(result: BatchResult, config: Config) -> None:
         if lag is not None:
             _route_metrics.add_metric(name=LAG, unit=MetricUnit.Milliseconds, value=round(max(lag, 0.0), 1))
         _route_metrics.flush_metrics()
+        _publish_substitutes(route.name, stats)
+
+
+def _publish_substitutes(route: str, stats: RouteStats) -> None:
+    """``DefaultsApplied`` / ``FallbacksApplied`` per route and column: a misspelled ``from`` shows up here."""
+    for name, counts in ((DEFAULTS, stats.defaults), (FALLBACKS, stats.fallbacks)):
+        for column, count in sorted(counts.items()):
+            _route_metrics.add_dimension(name="route", value=route)
+            _route_metrics.add_dimension(name="column", value=column)
+            _route_metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+            _route_metrics.flush_metrics()

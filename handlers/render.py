@@ -58,6 +58,18 @@ def route_table(route: Route) -> Table:
     return table
 
 
+def substitutes(counts: Mapping[str, int]) -> str:
+    """``Name 3, Dept 1``: how many rows took a column's default or fallback."""
+    return ", ".join(f"{column} {count}" for column, count in sorted(counts.items()))
+
+
+def substitute_lines(stats: Mapping[str, RouteStats]) -> list[str]:
+    """``route employees: fallbacks applied: Department 2`` per route that took any (issue 12: a misspelled
+    ``from`` with a fallback replicates the fallback forever, and everything else looks fine)."""
+    return [f"route {route}: {kind} applied: {substitutes(counts)}" for route, stats in stats.items()
+            for kind, counts in (("defaults", stats.defaults), ("fallbacks", stats.fallbacks)) if counts]
+
+
 def stats_table(stats: Mapping[str, RouteStats], title: str | None = None) -> Table:
     table = _table(title, ["route", *(name.replace("_", "-") for name in STAT_NAMES)])
     for name, counts in stats.items():

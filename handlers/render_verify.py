@@ -6,7 +6,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from handlers.render import value
+from handlers.render import substitutes, value
 from operations.verify import Difference, VerifyReport
 
 
@@ -23,6 +23,9 @@ def report_renderables(report: VerifyReport) -> list[RenderableType]:
     ]
     if report.note:
         lines.append(Text(f"note: {report.note}", style="yellow"))
+    for kind, counts in (("defaults", report.defaults), ("fallbacks", report.fallbacks)):
+        if counts:  # the target can match and still hold only fallbacks: a misspelled from (issue 12)
+            lines.append(Text(f"{kind} applied: {substitutes(counts)}", style="yellow"))
     if found.first:
         lines.append(difference_table(found.first))
     if report.drift:

@@ -12,6 +12,7 @@ sample of target keys up in DynamoDB, where the target key maps back to the tabl
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -68,6 +69,8 @@ class VerifyReport:
     differences: Differences
     refused: int = 0                       # items the transform refused
     note: str | None = None                # what the comparison could not look at
+    defaults: Counter[str] = field(default_factory=Counter)   # column -> rows that took its default
+    fallbacks: Counter[str] = field(default_factory=Counter)  # column -> rows that took its fallback
 
     @property
     def drift(self) -> bool:
@@ -84,6 +87,8 @@ class Verifier:
         self.items = 0
         self.refused: list[Difference] = []
         self.refused_count = 0
+        self.defaults: Counter[str] = Counter()
+        self.fallbacks: Counter[str] = Counter()
 
     def add(self, items: Iterable[dict[str, Any]]) -> None:
         changes = []
@@ -100,6 +105,9 @@ class Verifier:
                 continue
             if change is not None:
                 changes.append(change)
+        tally = self.transform.tally.drain()
+        self.defaults += tally.defaults
+        self.fallbacks += tally.fallbacks
         self.comparison.load(reduce_changes(changes))
 
     def report(self, sampled: bool = False, extras: list[Difference] | None = None,
@@ -108,7 +116,8 @@ class Verifier:
         extras = extras or []
         differences.extra += len(extras)
         differences.first = (differences.first + extras + self.refused)[: self.show]
-        return VerifyReport(self.route, sampled, self.items, differences, self.refused_count, note)
+        return VerifyReport(self.route, sampled, self.items, differences, self.refused_count, note,
+                            self.defaults, self.fallbacks)
 
     def keys_of(self, items: Iterable[dict[str, Any]]) -> set[tuple[Any, ...]]:
         """The target keys these items map to (items the route skips or refuses map to none)."""
@@ -120,6 +129,7 @@ class Verifier:
                 continue
             if change is not None:
                 keys.add(change.key)
+        self.transform.tally.drain()  # counted by add, not here
         return keys
 
 

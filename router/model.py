@@ -89,6 +89,9 @@ class Route:
     def qualified_table(self) -> str:
         return f"{self.schema}.{self.table}"
 
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
     @property
     def key_columns(self) -> tuple[Column, ...]:
         by_name = {c.name: c for c in self.columns}

@@ -104,6 +104,7 @@ class Pipeline:
         self.parse = parse
         self.read_secret = read_secret  # the mask keys' secrets (router.masking)
         self.transforms = {name: RouteTransform(route, read_secret) for name, route in config.routes.items()}
+        self._warned: set[tuple[str, str]] = set()  # (route, column) whose absent attribute was logged
 
     @paused_collector()
     def process(self, event: Any) -> BatchResult:
@@ -113,6 +114,7 @@ class Pipeline:
         """``process`` for records built elsewhere: the backfill makes INSERTs of version 0."""
         result = BatchResult(records, {name: RouteStats() for name in self.config.routes})
         plan = self._plan(records)
+        self._count_substitutes(result)
         failure = plan.failure
         for sink_name in sorted({c.route.sink for c in plan.changes} | {d.route.sink for d in plan.dead_letters}):
             sink_failure = self._apply_sink(self.sinks[sink_name], plan, result)
@@ -225,6 +227,22 @@ class Pipeline:
             if record.is_expiry:
                 for route in self.config.routes_for(record.table or ""):
                     result.stats[route.name].expired += 1
+
+    def _count_substitutes(self, result: BatchResult) -> None:
+        """Defaults and fallbacks applied, per route and column; a warning (once per container) for a column
+        whose attribute no row of the batch had: a misspelled ``from`` looks just like that (issue 12)."""
+        for name, transform in self.transforms.items():
+            tally = transform.tally.drain()
+            stats = result.stats[name]
+            stats.defaults += tally.defaults
+            stats.fallbacks += tally.fallbacks
+            for column in tally.never_present():
+                if (name, column) not in self._warned:
+                    self._warned.add((name, column))
+                    source = transform.route.column(column).source
+                    logger.warning("no record of the batch had the attribute a column reads: check its from "
+                                   "(warned once per container)",
+                                   extra={"route": name, "column": column, "attribute": source, "rows": tally.rows})
 
     def _count_failed(self, result: BatchResult) -> None:
         if result.failure is None:

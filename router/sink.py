@@ -8,6 +8,7 @@ transaction or raises a ``SinkError``; everything else has a no-op default.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -77,6 +78,8 @@ class RouteStats:
     expired: int = 0               # TTL expiries received, whatever ttl_deletes did with them
     dead_lettered: int = 0
     failed: int = 0                # records reported back to Lambda for retry
+    defaults: Counter[str] = field(default_factory=Counter)   # column -> rows that took its default
+    fallbacks: Counter[str] = field(default_factory=Counter)  # column -> rows that took its fallback
 
     def add(self, other: RouteStats) -> None:
         for name in self.__dataclass_fields__:

@@ -22,6 +22,7 @@ from router.needs import RouteNeeds, missing_new_image, view_problem
 from router.paths import MISSING_VALUE, lookup
 from router.records import NEW_IMAGE, ChangeRecord
 from router.sink import DELETE, UPSERT, Change
+from router.tally import Tally
 from router.types import INT_RANGES, ColumnType, parse_type
 from router.versions import version_reader
 
@@ -35,6 +36,7 @@ class RouteTransform:
         self.columns = route.columns
         self.key_columns = route.key_columns
         self.mapped = frozenset(c.path[0] for c in route.columns)
+        self.tally = Tally()  # defaults and fallbacks applied, per column (drained by the pipeline per batch)
         self.readers = tuple((column.name, self._reader(column)) for column in route.columns)
         self.version = version_reader(route.version)  # the number the guard compares (route's version:)
         self.filter = route.filter
@@ -45,7 +47,7 @@ class RouteTransform:
         self.has_masks = any(c.mask is not None for c in route.columns)
 
     def _reader(self, column: Column) -> Callable[[dict[str, Any]], Any]:
-        return _reader(column) if column.mask is None else _masked_reader(column, self.mask_key)
+        return _reader(column, self.tally) if column.mask is None else _masked_reader(column, self.mask_key)
 
     def mask_key(self) -> bytes | None:
         source = self.route.mask_key
@@ -74,6 +76,7 @@ class RouteTransform:
         if image is None:
             raise self.needs.error(missing_new_image(self.route, record.event_name))
         if self.filter is None or self.filter(image):
+            self.tally.rows += 1
             row = {name: read(image) for name, read in self._readers(record)}
             if self.route.extras is not None:
                 row[self.route.extras] = self._extras(image)
@@ -117,7 +120,7 @@ class RouteTransform:
             raise exc.wrap(f"extras column {self.route.extras!r}") from None
 
 
-def _reader(column: Column) -> Callable[[dict[str, Any]], Any]:
+def _reader(column: Column, tally: Tally) -> Callable[[dict[str, Any]], Any]:
     """``image -> value`` for one column: a shortcut for the commonest values, else ``_value``.
 
     Strings into text and numbers into integer columns are most of what a route reads;
@@ -127,7 +130,7 @@ def _reader(column: Column) -> Callable[[dict[str, Any]], Any]:
     """
     shortcut = _SHORTCUTS.get(column.type.base) if not column.type.is_array else None
     if shortcut is None or len(column.path) != 1:
-        return lambda image: _value(column, image)
+        return lambda image: _value(column, image, tally)
     tag, convert = shortcut(column.type)
     attribute = column.path[0]
 
@@ -137,7 +140,7 @@ def _reader(column: Column) -> Callable[[dict[str, Any]], Any]:
             value = convert(av.get(tag))
             if value is not _SLOW:
                 return value
-        return _value(column, image)
+        return _value(column, image, tally)
     return read
 
 
@@ -203,12 +206,16 @@ _SHORTCUTS = {"text": _text_shortcut, "varchar": _text_shortcut,
               "smallint": _integer_shortcut, "integer": _integer_shortcut, "bigint": _integer_shortcut}
 
 
-def _value(column: Column, image: dict[str, Any]) -> Any:
+def _value(column: Column, image: dict[str, Any], tally: Tally | None = None) -> Any:
     av = lookup(image, column.path)
     if av is MISSING_VALUE:
+        if tally is not None:
+            tally.absent[column.name] += 1
         if column.default is not MISSING:
+            if tally is not None:
+                tally.defaults[column.name] += 1
             return column.default
-        return None if column.fallback is MISSING else column.fallback
+        return _fallback(column, tally)
     try:
         value = attrs.to_python(av)
         if value is not None:
@@ -217,8 +224,17 @@ def _value(column: Column, image: dict[str, Any]) -> Any:
             return column.type.cast(value)
     except CastError as exc:
         if column.fallback is not MISSING:
-            return column.fallback
+            return _fallback(column, tally)
         raise exc.wrap(f"column {column.name!r} (from {column.source!r})") from None
     except RecordError as exc:  # a malformed AttributeValue: bad input, not a value to fall back from
         raise exc.wrap(f"column {column.name!r} (from {column.source!r})") from None
-    return None if column.fallback is MISSING else column.fallback
+    return _fallback(column, tally)
+
+
+def _fallback(column: Column, tally: Tally | None) -> Any:
+    """The column's fallback (None without one), counted."""
+    if column.fallback is MISSING:
+        return None
+    if tally is not None:
+        tally.fallbacks[column.name] += 1
+    return column.fallback

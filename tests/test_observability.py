@@ -55,7 +55,7 @@ def test_a_batch_with_applied_stale_deleted_and_dead_lettered_records(
     second = emf(capsys.readouterr().out)
 
     # THEN one document for the route, with service and route as dimensions
-    [route] = [d for d in second if "route" in d]
+    [route] = [d for d in second if "route" in d and "column" not in d]
     assert route["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "CdcRouter"
     assert route["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["route", "service"]]
     assert (route["route"], route["service"]) == ("employees", "cdc-router")
@@ -66,6 +66,10 @@ def test_a_batch_with_applied_stale_deleted_and_dead_lettered_records(
         "RecordsApplied": [1.0], "RecordsStale": [1.0], "RecordsDeleted": [1.0], "RecordsExpired": [0.0],
         "RecordsDeadLettered": [1.0],
         "RecordsFailed": [0.0]}
+    # AND per column, how many rows took its fallback (no record has empDepartment: its NA; issue 12)
+    [fallbacks] = [d for d in second if "column" in d]
+    assert fallbacks["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["route", "column", "service"]]
+    assert (fallbacks["column"], fallbacks["FallbacksApplied"]) == ("Department", [2.0])
     # the oldest record of the batch was created 5 s before it was sent (one time.time() later)
     [lag] = route["ReplicationLagMs"]
     assert 5000 <= lag < 5000 + (time.time() - now) * 1000 + 1
@@ -76,7 +80,7 @@ def test_a_batch_with_applied_stale_deleted_and_dead_lettered_records(
     [cold] = [d for d in first if "ColdStart" in d]
     assert cold["ColdStart"] == [1.0] and cold["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
         ["function_name", "service"]]
-    [applied] = [d for d in first if "route" in d]
+    [applied] = [d for d in first if "route" in d and "column" not in d]
     assert applied["RecordsApplied"] == [3.0]
     assert pg.rows("Employees", order_by="Id") == [{"Id": 1, "Name": "E1", "Department": "NA"},
                                                    {"Id": 3, "Name": "E3", "Department": "NA"},
@@ -91,7 +95,7 @@ def test_a_failed_batch_counts_its_failed_records(pg: Any, lambda_handler: Any,
     response = module.handler(event([stream.insert({"Id": 6}, sequence=1900), bad,
                                      stream.insert({"Id": 8}, sequence=2100)]), None)
     assert response == {"batchItemFailures": [{"itemIdentifier": "2000"}]}
-    [route] = [d for d in emf(capsys.readouterr().out) if "route" in d]
+    [route] = [d for d in emf(capsys.readouterr().out) if "route" in d and "column" not in d]
     assert (route["RecordsApplied"], route["RecordsFailed"]) == ([1.0], [2.0])
 
 
