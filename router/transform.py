@@ -40,6 +40,9 @@ class RouteTransform:
         self.readers = tuple((column.name, self._reader(column)) for column in route.columns)
         self.version = version_reader(route.version)  # the number the guard compares (route's version:)
         self.filter = route.filter
+        # numeric key columns without a scale: N "7" and N "7.0" are one row, so one key (issue 12)
+        self.free_scale = tuple(c.name for c in self.key_columns if c.type.base == "numeric" and c.type.scale is None
+                                and not c.type.is_array)
         self.needs = RouteNeeds(route)
         # a dead-lettered record comes back (redrive) with its masked values masked already
         self.premasked = tuple((c.name, _premasked_reader(c) if c.mask else read) for c, (_, read)
@@ -106,6 +109,9 @@ class RouteTransform:
         return Change(self.route, DELETE, self._key(row), row, self.version(record), record)
 
     def _key(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        for name in self.free_scale:  # one spelling per number: tombstones and locks compare key texts
+            if isinstance(row[name], Decimal):
+                row[name] = canonical_number(row[name])
         key = tuple([row[name] for name in self.route.key])
         if None in key:
             missing = [name for name in self.route.key if row[name] is None]
@@ -229,6 +235,14 @@ def _value(column: Column, image: dict[str, Any], tally: Tally | None = None) ->
     except RecordError as exc:  # a malformed AttributeValue: bad input, not a value to fall back from
         raise exc.wrap(f"column {column.name!r} (from {column.source!r})") from None
     return _fallback(column, tally)
+
+
+def canonical_number(number: Decimal) -> Decimal:
+    """``7.0``, ``7.000`` and ``0.7E+1`` as ``7``; exact at any number of digits (no context rounding)."""
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return Decimal(0) if text in ("-0", "", "0") else Decimal(text)
 
 
 def _fallback(column: Column, tally: Tally | None) -> Any:
