@@ -160,6 +160,10 @@ class Sink:
     def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
         """Run ``state_ddl`` and the ``ddl`` of ``routes`` (default: all of this sink's)."""
 
+    def check_state(self) -> list[Drift]:
+        """How the sink's own tables (tombstones, dead letters) differ from what it needs; empty when they match."""
+        return []
+
     def check(self, route: Route) -> list[Drift]:
         """How the route's live target table differs from the route; empty when it matches."""
         raise NotImplementedError(f"sink type {self.config.type!r} cannot check its tables")

@@ -110,11 +110,16 @@ def mask(text: str, secrets: Iterable[str] = ()) -> str:
     return _MASKS[1].sub(r"\1***@", text)
 
 
+UNDEFINED_TABLE = "42P01"
+
+
 def classify(exc: BaseException, credentials: Credentials) -> SinkError:
     """The pipeline's view of a driver error: transient, rejected (one change), or a sink failure."""
     sqlstate = getattr(exc, "sqlstate", None) or ""
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     message = credentials.mask(f"{type(exc).__name__}" + (f" [{sqlstate}]" if sqlstate else "") + f": {first_line}")
+    if sqlstate == UNDEFINED_TABLE:  # a target or state table never created (issue 12)
+        message += " (create the missing tables with: cdc-router schema --apply)"
     if sqlstate.startswith(_REJECTED):
         return RejectedChangeError(message)
     if sqlstate.startswith(_TRANSIENT) or (not sqlstate and isinstance(exc, (psycopg.OperationalError,

@@ -63,4 +63,6 @@ def statement_error(statement: Statement | None, message: str, transient: bool =
         where = "the sink's state tables"
     if transient:
         return TransientSinkError(f"{where}: {message}")
+    if "does not exist" in message and ("relation" in message or "schema" in message):  # never created (issue 12)
+        message += " (create the missing tables with: cdc-router schema --apply)"
     return FailedStatementError(f"{where}: {message}", statement, index)

@@ -22,7 +22,7 @@ from router.model import Route, SinkConfig
 from router.sink import Drift, Sink, StoredDeadLetter
 from sinks.sql import ddl, dead_letters, drift
 from sinks.sql.dialect import Dialect
-from sinks.sql.rows import TOMBSTONES, target_name
+from sinks.sql.rows import DEAD_LETTERS, TOMBSTONES, target_name
 
 PURGE_EVERY = 3600.0  # seconds between tombstone purges, per container
 RETENTION_HOURS = 48  # tombstones outlive the stream's 24 hours of records by a day
@@ -95,6 +95,14 @@ class SqlSink(Sink):
     def check(self, route: Route) -> list[Drift]:
         """How the route's live target table differs from the route; empty when it matches."""
         return drift.differences(route, self._live_table(route), self.dialect)
+
+    def check_state(self) -> list[Drift]:
+        """A missing state table: the first batch would fail on it (issue 12), so ``schema --check`` says so."""
+        query = sql.SQL("SELECT table_name FROM information_schema.tables WHERE table_schema = {}").format(
+            self.dialect.placeholder("schema"))
+        live = {str(row[0]) for row in self._query(query, {"schema": self.state_schema}).rows}
+        return [Drift("(state)", f"{self.state_schema}.{name}", "missing state table", fix=tuple(self.state_ddl()))
+                for name in (TOMBSTONES, DEAD_LETTERS) if name not in live]
 
     def _live_table(self, route: Route) -> drift.LiveTable | None:
         """The catalog's view of the route's target table, or None when there is no such table."""
