@@ -7,18 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import EMPLOYEES
 from factories import Stream, event
 
-ROUTES = """
-version: 1
-sinks:
-  aurora:
-    type: postgres
-    dsn: ${{DATABASE_URL}}
-    state_schema: {state}
-routes:
-{routes}
-"""
+ROUTES = EMPLOYEES.split("routes:\n")[0] + "routes:\n{routes}\n"  # the aurora sink, then these routes
 PEOPLE = """
   {name}:
     source: People
