@@ -56,8 +56,12 @@ KEYS = {  # the key columns, and their names
     "partition": ("pk: {from: pk}", ["pk"]),
     "non-key": ("pk: {from: pk}, kind: {from: kind}", ["pk", "kind"]),
 }
+# filters that never select the same item: a second route on the first one's table often takes one
+DISJOINT = {"staff": ("contractor", "no-kind", "not-staff"), "contractor": ("staff", "no-kind"),
+            "people": ("no-kind",), "no-kind": ("staff", "contractor", "people"), "not-staff": ("staff",),
+            "profile": ("orders",), "orders": ("profile",), "staff-orders": ("contractor", "profile")}
 VALUE_TYPES = ["text", "bigint", "numeric", "jsonb"]
-VIEWS = ["NEW_AND_OLD_IMAGES", "NEW_IMAGE", "KEYS_ONLY"]
+VIEWS = ["NEW_AND_OLD_IMAGES", "NEW_AND_OLD_IMAGES", "NEW_IMAGE", "KEYS_ONLY"]
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,10 @@ def route_lists(draw: Any) -> list[RouteSpec]:
     routes = [first]
     for _ in range(draw(st.integers(0, 2))):
         route = draw(ROUTES)
-        if draw(st.booleans()):
-            route = RouteSpec(route.filter, first.key, first.table, first.sink, first.deletes, route.on_error,
+        if draw(st.integers(0, 3)):  # three times in four: the first route's table, key and deletes
+            partners = DISJOINT.get(first.filter, ())
+            chosen = draw(st.sampled_from(partners)) if partners and draw(st.integers(0, 3)) else route.filter
+            route = RouteSpec(chosen, first.key, first.table, first.sink, first.deletes, route.on_error,
                               first.value_type)
         routes.append(route)
     return routes
