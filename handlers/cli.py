@@ -130,16 +130,18 @@ def _applied(routes: list[Route], missing: list[Route] | None) -> str:
 def _check(sinks: dict[str, Sink], routes: list[Route]) -> bool:
     from handlers.render import drift_table
 
+    targets = [drift for route in routes for drift in sinks[route.sink].check(route)]
     drifts = [drift for name in sorted({route.sink for route in routes}) for drift in sinks[name].check_state()]
     fixes = list(dict.fromkeys(statement for drift in drifts for statement in drift.fix))  # state DDL once
-    drifts += [drift for route in routes for drift in sinks[route.sink].check(route)]
+    drifts += targets
     if not drifts:
         console.print(f"no drift: {len(routes)} target table(s) match their routes")
         return True
     console.print(drift_table(drifts))
-    console.print("-- statements that fix it (or run: cdc-router schema --apply):")
+    console.print("-- statements that fix it:")
     for statement in fixes + [statement for drift in drifts if drift.route != "(state)" for statement in drift.fix]:
         click.echo(f"{statement};")
+    console.print("-- or run: cdc-router schema --apply")
     return False
 
 
