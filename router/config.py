@@ -134,7 +134,7 @@ def parse_config(text: str, sink_types: SinkTypes, path: str = DEFAULT_PATH,
         errors.add_cerberus(tree_errors(validator.document_error_tree), top_schema)
     data = validator.document if validator.document is not None else doc.data
     sinks = _build_sinks(data.get("sinks") or {}, sink_types, errors)
-    routes = _build_routes(data.get("routes") or {}, sinks, errors)
+    routes = _build_routes(data.get("routes") or {}, sinks, sink_types, errors)
     sources = _build_sources(data.get("sources") or {}, errors)
     check_declared(routes, sources, errors.add)
     errors.raise_if_any()
@@ -207,12 +207,19 @@ def _mask_key(entry: dict[str, Any]) -> MaskKey | None:
     return None
 
 
-def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], errors: Errors) -> dict[str, Route]:
+def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], sink_types: SinkTypes,
+                  errors: Errors) -> dict[str, Route]:
     routes: dict[str, Route] = {}
     for name, entry in entries.items():
         if isinstance(entry, dict):
             route = _RouteBuilder(name, entry, sinks, errors).build()
-            if route is not None:
+            if route is None:
+                continue
+            sink = sinks.get(route.sink)  # absent: the sink's own entry is invalid, and reported
+            problems = sink_types[sink.type].route_problems(route, sink.options) if sink else []
+            for where, reason in problems:  # what the sink's database cannot do with this route
+                errors.add(("routes", name, *where), reason)
+            if not problems:
                 routes[name] = route
     check_shared_targets(routes, errors.add)
     check_agreement(routes, errors)
@@ -244,14 +251,17 @@ class _RouteBuilder:
         if self._valid("columns"):
             columns = [self._column(col_name, spec or {}, capabilities) for col_name, spec in entry["columns"].items()
                        if self._valid("columns", col_name)]
+            self._check_distinct(list(entry["columns"]), capabilities)
         key = [entry["key"]] if isinstance(entry.get("key"), str) else list(entry.get("key") or [])
         if self._valid("key") and self._valid("columns"):
             self._check_key(key, columns)
         extras = entry.get("extras")
         if extras is not None and self._valid("extras"):
             self._identifiers([("extras", extras)], max_bytes)
-            if extras in (entry.get("columns") or {}) or extras in RESERVED_COLUMNS:
-                self.errors.add(self.path + ("extras",), f"{extras!r} is already a column of this route")
+            named = {capabilities.identity(name) for name in [*(entry.get("columns") or {}), *RESERVED_COLUMNS]}
+            if capabilities.identity(extras) in named:
+                self.errors.add(self.path + ("extras",), f"{extras!r} is already a column of this route"
+                                + _folded(capabilities))
         route_filter = self._filter(entry.get("filter")) if self._valid("filter") else None
         version = None
         if not self.errors.has_under(self.path + ("kinesis",)) and not self.errors.has_under(self.path + ("version",)):
@@ -299,8 +309,8 @@ class _RouteBuilder:
 
     def _column(self, name: str, spec: dict[str, Any], capabilities: Capabilities) -> Column | None:
         path, max_bytes = self.path + ("columns", name), capabilities.max_identifier_bytes
-        if name in RESERVED_COLUMNS:
-            self.errors.add(path, f"column name {name!r} is reserved for cdc-router's bookkeeping")
+        if capabilities.identity(name) in RESERVED_COLUMNS:
+            self.errors.add(path, f"column name {name!r} is reserved for cdc-router's bookkeeping" + _folded(capabilities))
             return None
         size = len(name.encode("utf-8"))
         if size > max_bytes:
@@ -343,6 +353,15 @@ class _RouteBuilder:
         if mask == Mask.HMAC_SHA256 and sink is not None and sink.mask_key is None:
             self.errors.add(path + ("mask",), f"mask: hmac_sha256 needs a key: set mask_secret (a Secrets Manager "
                                               f"secret) or mask_key on sink {sink.name!r}")
+
+    def _check_distinct(self, names: list[str], capabilities: Capabilities) -> None:
+        """Column names that are one name to the database (``Id`` and ``id`` where names fold)."""
+        seen: dict[str, str] = {}
+        for name in names:
+            other = seen.setdefault(capabilities.identity(name), name)
+            if other != name:
+                self.errors.add(self.path + ("columns", name), f"{name!r} and {other!r} are one column"
+                                + _folded(capabilities))
 
     def _literal(self, value: Any, column_type: Any, path: Path) -> Any:
         if value is None:
@@ -396,3 +415,8 @@ def _yaml_hint(exc: yaml.YAMLError) -> str:
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
+
+
+def _folded(capabilities: Capabilities) -> str:
+    """Why two names are one, where the sink folds them."""
+    return " (the sink folds identifiers to lower case)" if capabilities.folds_identifiers else ""

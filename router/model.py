@@ -98,6 +98,9 @@ class Route:
         return tuple(by_name[k] for k in self.key)
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What differs between databases, declared instead of branched on.
@@ -112,6 +115,11 @@ class Capabilities:
     max_decimal_precision: int | None = None      # None: numeric of any size
     default_decimal: tuple[int, int] | None = None  # (precision, scale) a bare `numeric` becomes
     max_text_bytes: int | None = None             # longest text or JSON value, in UTF-8 bytes
+    folds_identifiers: bool = False               # ASCII letters of names fold to lower case (Redshift)
+
+    def identity(self, name: str) -> str:
+        """The name as the database tells names apart: two names with one identity are one object."""
+        return name.translate(_ASCII_LOWER) if self.folds_identifiers else name
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,12 @@ class Sink:
         self.name = config.name
         self.routes = tuple(routes)
 
+    @classmethod
+    def route_problems(cls, route: Route, options: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+        """What this sink type cannot do with ``route`` under ``options``, checked when the config loads:
+        ``(path under the route, reason)`` pairs. None by default."""
+        return []
+
     def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
         """Write every batch in one transaction; return the counts per route name."""
         raise NotImplementedError

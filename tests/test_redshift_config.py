@@ -67,6 +67,13 @@ def load(options: str = SERVERLESS, sink: str = "warehouse", columns: str = "", 
     (SERVERLESS, "aurora", f"      {'c' * 100}: {{type: text}}", [
         f"tables.yaml: routes.r.columns.{'c' * 100}: identifier '{'c' * 100}' is 100 bytes long "
         "(at most 63 allowed by the sink)"]),
+    # Redshift folds names to lower case: Id and id are one column
+    (SERVERLESS, "warehouse", "      Id: {type: bigint}", [
+        "tables.yaml: routes.r.columns.Id: 'Id' and 'id' are one column (the sink folds identifiers to lower case)"]),
+    # ... and _CDC_VERSION is the version column
+    (SERVERLESS, "warehouse", "      _CDC_VERSION: {type: text}", [
+        "tables.yaml: routes.r.columns._CDC_VERSION: column name '_CDC_VERSION' is reserved for cdc-router's "
+        "bookkeeping (the sink folds identifiers to lower case)"]),
 ])
 def test_invalid_redshift_configs(options: str, sink: str, columns: str, errors: list[str]) -> None:
     with pytest.raises(ConfigError) as raised:
@@ -105,6 +112,41 @@ def test_routes_sharing_a_table_write_the_same_columns(sink: str) -> None:
         "tables.yaml: routes.r2.columns: public.t is also written by route 'r': with columns ['a', 'id']; routes "
         "sharing a table must write the same columns, or a row moving between them would keep the other route's "
         "values"]
+
+
+def test_names_that_differ_only_in_case_are_distinct_on_postgres() -> None:
+    load(sink="aurora", columns="      Id: {type: bigint}\n      _CDC_VERSION: {type: text}")
+
+
+BINARY_KEY = """
+  blobs:
+    source: Blobs
+    sink: warehouse
+    table: blobs
+    key: [k, doc]
+    columns:
+      k: {type: bytea}
+      doc: {type: jsonb}
+"""
+
+
+def test_a_binary_or_super_key_cannot_be_distkey_and_sortkey() -> None:
+    # GIVEN DynamoDB B-type key as bytea (VARBYTE) and a jsonb (SUPER) key column, with distribution: key
+    with pytest.raises(ConfigError) as raised:
+        load(more=BINARY_KEY)
+    assert raised.value.errors == [
+        f"tables.yaml: routes.blobs.key.{index}: key column {name!r} is {kind} on Redshift, which cannot be a DISTKEY "
+        "or SORTKEY (distribution: key puts both on the key); set distribution: auto on sink 'warehouse', or key "
+        "the route on another column" for index, name, kind in ((0, "k", "VARBYTE"), (1, "doc", "SUPER"))]
+    load(SERVERLESS + "\n    distribution: auto", more=BINARY_KEY)  # Redshift chooses: no DISTKEY, no SORTKEY
+
+
+def test_numeric_19_is_a_128_bit_decimal() -> None:
+    # DECIMAL(19,s) is 64-bit on Redshift: 9223372036854775807 unscaled at most, so 99999999999999999.99 fails
+    config = parse_config(CONFIG.format(options=SERVERLESS, sink="warehouse", columns='      amount: {type: "numeric(19,2)"}\n'
+                                        '      small: {type: "numeric(18,0)"}'), "tables.yaml")
+    [table] = RedshiftSink(config.sinks["warehouse"], list(config.routes.values())).ddl(config.routes["r"])[-1:]
+    assert '"amount" DECIMAL(20,2)' in table and '"small" DECIMAL(18,0)' in table
 
 
 def test_moving_a_route_to_the_warehouse_is_one_line() -> None:

@@ -28,6 +28,8 @@ from sinks.sql.dialect import DOCUMENT, ID, NAME, STAMP, TEXT, TIME, VERSION, Di
 MAX_VARCHAR_BYTES = 65535
 MAX_HEX_CHARS = MAX_VARCHAR_BYTES - 1  # hex digits per FROM_HEX literal (even: two per byte)
 MAX_DECIMAL_PRECISION = 38
+INT64_DECIMAL = 19  # the precision whose DECIMAL is 64-bit but whose digits are not (2**63 - 1 has 19)
+UNSORTABLE = ("VARBYTE", "SUPER")  # types that cannot be a DISTKEY or SORTKEY
 DEFAULT_DECIMAL = (38, 9)  # what a bare `numeric` becomes: dlt's default for Redshift decimals
 VERSION_TYPE = "DECIMAL(38,0)"  # _cdc_version: DynamoDB Streams sequence numbers have 21 to ~30 digits
 MAX_VERSION = 10**38 - 1
@@ -54,7 +56,10 @@ def column_type(type_name: str) -> str:
         return f"VARCHAR({min(4 * (column.length or 1), MAX_VARCHAR_BYTES)})"
     if column.base == "numeric":
         precision, scale = (column.precision, column.scale) if column.precision else DEFAULT_DECIMAL
-        return f"DECIMAL({precision},{scale})"
+        # DECIMAL(19,s) is stored in 64 bits: at most 9223372036854775807 unscaled, not nineteen 9s.
+        # One more digit makes it 128-bit, which holds every value numeric(19,s) allows. See "Notes about
+        # using 128-bit DECIMAL or NUMERIC columns": https://docs.aws.amazon.com/redshift/latest/dg/r_Numeric_types201.html
+        return f"DECIMAL({INT64_DECIMAL + 1 if precision == INT64_DECIMAL else precision},{scale})"
     return _TYPES[column.base]
 
 

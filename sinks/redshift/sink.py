@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from psycopg import sql
@@ -55,9 +55,22 @@ class RedshiftSink(SqlSink):
     capabilities = Capabilities(
         max_identifier_bytes=127, merge_strategy=MergeStrategy.DELETE_INSERT,
         max_decimal_precision=dialect.MAX_DECIMAL_PRECISION, default_decimal=dialect.DEFAULT_DECIMAL,
-        max_text_bytes=dialect.MAX_VARCHAR_BYTES,
+        max_text_bytes=dialect.MAX_VARCHAR_BYTES, folds_identifiers=True,
     )
     connection_options = frozenset({"workgroup", "cluster_identifier", "database", "secret_arn", "db_user", "region"})
+
+    @classmethod
+    def route_problems(cls, route: Route, options: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+        """Redshift refuses a VARBYTE or SUPER column as DISTKEY or SORTKEY (``distribution: key`` puts
+        both on the route's key): https://docs.aws.amazon.com/redshift/latest/dg/r_VARBYTE_type.html,
+        https://docs.aws.amazon.com/redshift/latest/dg/limitations-super.html"""
+        if options.get("distribution", "key") != "key":
+            return []
+        types = {column.name: dialect.column_type(column.type.name) for column in route.key_columns}
+        return [(("key", index), f"key column {name!r} is {types[name]} on Redshift, which cannot be a DISTKEY "
+                                 "or SORTKEY (distribution: key puts both on the key); set distribution: auto on "
+                                 f"sink {route.sink!r}, or key the route on another column")
+                for index, name in enumerate(route.key) if types[name] in dialect.UNSORTABLE]
 
     def __init__(self, config: SinkConfig, routes: Sequence[Route] = (), transport: Transport | None = None,
                  now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
