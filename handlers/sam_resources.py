@@ -47,8 +47,10 @@ def secret_arn(name: str) -> Any:
 
 
 def template(settings: Settings, triggers: dict[str, str], alarms: dict[str, str],
-             env: Iterable[EnvReference], secrets: list[Any], db_users: Iterable[DbUser] = ()) -> dict[str, Any]:
-    """``triggers``: source table -> event id; ``alarms``: route -> alarm id prefix."""
+             env: Iterable[EnvReference], secrets: list[Any], db_users: Iterable[DbUser] = (),
+             access: Iterable[Any] = ()) -> dict[str, Any]:
+    """``triggers``: source table -> event id; ``alarms``: route -> alarm id prefix; ``access``: more
+    statements of the role (the Data API access of Redshift sinks)."""
     env, db_users = list(env), list(db_users)
     resources: dict[str, Any] = {
         # Kept when the stack goes: the queue may hold batches still to replay, the log group their causes.
@@ -56,7 +58,7 @@ def template(settings: Settings, triggers: dict[str, str], alarms: dict[str, str
                          "Properties": {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}},
         "FunctionLogGroup": {"Type": "AWS::Logs::LogGroup", **RETAIN,
                              "Properties": {"RetentionInDays": ref("LogRetentionInDays")}},
-        "FunctionRole": _role(triggers, secrets, db_users),
+        "FunctionRole": _role(triggers, secrets, db_users, list(access)),
         "Function": _function(settings, triggers, env),
         "Dashboard": sam_dashboard.dashboard(alarms),
         **sam_alarms.function_alarms(),
@@ -79,7 +81,7 @@ def template(settings: Settings, triggers: dict[str, str], alarms: dict[str, str
     }
 
 
-def _role(triggers: dict[str, str], secrets: list[Any], db_users: list[DbUser]) -> dict[str, Any]:
+def _role(triggers: dict[str, str], secrets: list[Any], db_users: list[DbUser], access: list[Any]) -> dict[str, Any]:
     statements: list[Any] = [
         {"Sid": "ReadStreams", "Effect": "Allow", "Action": STREAM_ACTIONS,
          "Resource": [ref(event + "Arn") for event in triggers.values()]},
@@ -95,6 +97,7 @@ def _role(triggers: dict[str, str], secrets: list[Any], db_users: list[DbUser]) 
         {"Sid": "WriteLogsAndMetrics", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
          "Resource": get_att("FunctionLogGroup", "Arn")},
         if_("HasSubnets", {"Sid": "AttachToVpc", "Effect": "Allow", "Action": VPC_ACTIONS, "Resource": "*"}),
+        *access,
     ]
     return {"Type": "AWS::IAM::Role", "Properties": {
         "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [

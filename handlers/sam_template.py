@@ -28,6 +28,7 @@ import yaml
 
 from handlers import sam_credentials, sam_kinesis
 from handlers import sam_resources as res
+from handlers.sam_redshift import redshift_statements
 from handlers.sam_settings import EnvReference, Settings
 from operations.assemble import load_config
 from router import yamlfile
@@ -57,7 +58,8 @@ def render(config_path: str | os.PathLike[str], settings: Settings = Settings(),
     secrets = _secret_resources(raw, config, refs)
     db_users = sam_credentials.db_users(raw, config, lambda written: _parameterized(written, refs),
                                         lambda sink: names.take(sink, "DbResourceId"))
-    template = res.template(settings, triggers, alarms, refs.values(), secrets, db_users)
+    template = res.template(settings, triggers, alarms, refs.values(), secrets, db_users,
+                            _redshift_access(raw, config, refs))
     sam_kinesis.add_kinesis(template, kinesis, config)  # one trigger per Kinesis data stream
     return template
 
@@ -93,8 +95,8 @@ def write(template: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 
 
 def _env_references(text: str, raw: Any, names: _Names) -> dict[str, EnvReference]:
-    secret_values = " ".join(str(entry.get("secret", "")) for entry in (raw.get("sinks") or {}).values()
-                             if isinstance(entry, dict))
+    secret_values = " ".join(str(entry.get(option, "")) for entry in (raw.get("sinks") or {}).values()
+                             if isinstance(entry, dict) for option in ("secret", "secret_arn"))
     secret_vars = {match.group(1) for match in _REFERENCE.finditer(secret_values)}
     refs: dict[str, EnvReference] = {}
     for match in _REFERENCE.finditer(_without_comments(text)):
@@ -123,6 +125,15 @@ def _secret_resources(raw: Any, config: Config, refs: dict[str, EnvReference]) -
 def _parameterized(written: str, refs: dict[str, EnvReference]) -> str:
     """``written`` with each ``${VAR}`` as the ``${Parameter}`` of the template that carries it."""
     return _REFERENCE.sub(lambda m: "${" + refs[m.group(1)].parameter + "}", written)
+
+
+def _redshift_access(raw: Any, config: Config, refs: dict[str, EnvReference]) -> list[dict[str, Any]]:
+    """The Data API statements of each Redshift sink, from its options as written (``${VAR}`` follows
+    its parameter)."""
+    def sub(written: str) -> str:
+        return _REFERENCE.sub(lambda m: "${" + refs[m.group(1)].parameter + "}", str(written))
+    return [statement for name, sink in config.sinks.items() if sink.type == "redshift"
+            for statement in redshift_statements(name, ((raw.get("sinks") or {}).get(name) or {}), sub)]
 
 
 class _Names:
