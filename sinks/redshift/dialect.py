@@ -152,3 +152,15 @@ def sql_dialect(distribution: str) -> Dialect:
                    document_text="JSON_SERIALIZE({})", indexes=False, folds_case=True, alter_type_using=False,
                    combined_alter=False, keys_enforced=False,
                    layout=lambda keys, distkey: table_layout(keys, distkey, distribution))
+
+
+def same(left: sql.Composable, right: sql.Composable, type_name: str) -> sql.Composable:
+    """Key equality. Redshift compares VARCHAR values without their trailing spaces ("Trailing spaces
+    in VARCHAR and CHAR values are treated as semantically insignificant when values are compared",
+    https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html), so keys "a" and "a " would
+    be one row; equal byte lengths (which count trailing spaces) make the comparison exact, and the
+    plain ``=`` is kept for the join on the distribution and sort key."""
+    equal = sql.SQL("{} = {}").format(left, right)
+    if not column_type(type_name).startswith("VARCHAR"):
+        return equal
+    return sql.SQL("{} AND OCTET_LENGTH({}) = OCTET_LENGTH({})").format(equal, left, right)

@@ -97,7 +97,8 @@ class RouteStatements:
         return sql.SQL("{}.{}").format(self.stage, sql.Identifier(name))
 
     def _match(self) -> sql.Composable:
-        return sql.SQL(" AND ").join(sql.SQL("{} = {}").format(self._col(k), self.fields[self.columns.index(k)])
+        types = dict(written_columns(self.route))
+        return sql.SQL(" AND ").join(dialect.same(self._col(k), self.fields[self.columns.index(k)], types[k])
                                      for k in self.route.key)
 
     def _is(self, *ops: str) -> sql.Composed:
