@@ -50,6 +50,7 @@ SUBMIT = {"Sqls": ANY, "ClientToken": "token-1", "StatementName": "cdc-router:wa
 SUBMITTED = {"Id": STATEMENT_ID, "CreatedAt": NOW, "Database": "dev", "WorkgroupName": "analytics"}
 # One insert and one delete of the Employees route, hard deletes: the statements of one BatchExecuteStatement.
 STATEMENTS = [
+    'LOCK "cdc_router"."tombstones", "public"."Employees"',  # the shared tables it writes, first, sorted
     'CREATE TEMP TABLE "_cdc_stage_0" ("c0" BIGINT, "c1" VARCHAR(80), "c2" VARCHAR(40), '
     '"v" DECIMAL(38,0) NOT NULL, "o" CHAR(1) NOT NULL, "t" TIMESTAMPTZ, "k" VARCHAR(65535))',
     'INSERT INTO "_cdc_stage_0" VALUES '
@@ -118,10 +119,10 @@ class Warehouse:
 
 
 def sub_statements(failed: int | None = None, status: str = "FAILED", error: str = "") -> list[dict[str, Any]]:
-    """Sub-statement 7 (the INSERT of new rows) wrote one row; or statement ``failed`` (1-based) failed."""
+    """Sub-statement 8 (the INSERT of new rows) wrote one row; or statement ``failed`` (1-based) failed."""
     subs = []
     for number in range(1, len(STATEMENTS) + 1):
-        sub = {"Id": f"{STATEMENT_ID}:{number}", "Status": "FINISHED", "ResultRows": 1 if number == 7 else 0}
+        sub = {"Id": f"{STATEMENT_ID}:{number}", "Status": "FINISHED", "ResultRows": 1 if number == 8 else 0}
         if failed is not None and number >= failed:
             sub = {"Id": f"{STATEMENT_ID}:{number}", "Status": status if number == failed else "ABORTED"}
             if number == failed and error:

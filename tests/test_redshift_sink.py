@@ -237,6 +237,7 @@ def test_one_batch_is_one_call(pg: Any, warehouse_pg: Any, make_both_pipeline: A
     [call] = transport.calls[sent:]
     table, state = f'"{warehouse_pg.schema}"."values"', f'"{warehouse_pg.state_schema}"'
     assert [statement.split(" (")[0].split(" WHERE")[0] for statement in call] == [
+        f'LOCK {state}."dead_letters", {state}."tombstones", {table}',  # what it writes, first, in one order
         'CREATE TEMP TABLE "_cdc_stage_0"',
         'INSERT INTO "_cdc_stage_0" VALUES',
         f'DELETE FROM "_cdc_stage_0" USING {table}',                      # guard: rows as new or newer

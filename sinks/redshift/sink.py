@@ -32,7 +32,7 @@ from sinks.redshift.data_api import DataApiTransport, request_target
 from sinks.redshift.statements import DELETED, UPSERTED, RouteStatements
 from sinks.redshift.transport import MAX_STATEMENT_BYTES, MAX_STATEMENTS, Statement, Transport
 from sinks.sql.drift import LiveTable
-from sinks.sql.rows import dead_letter_row, route_stats, storable_json, tombstone_key, written_columns
+from sinks.sql.rows import TOMBSTONES, dead_letter_row, route_stats, storable_json, tombstone_key, written_columns
 from sinks.sql.sink import OPTIONS, QueryResult, SqlSink
 
 ROW_ROOM = MAX_STATEMENT_BYTES - 200  # bytes of rows per staging INSERT, leaving room for its prefix
@@ -112,7 +112,8 @@ class RedshiftSink(SqlSink):
             groups += self._dead_letter_groups(letters, numbers, now)
         if purge:
             before = dialect.literal(self.purge_before(now))
-            groups.append([Statement(self.purge_statement(before).as_string(None))])
+            groups.append([Statement(self.purge_statement(before).as_string(None),
+                                     writes=((self.state_schema, TOMBSTONES),))])
         return _pack(groups)
 
     def _execute(self, calls: list[list[Statement]]) -> Counter[tuple[str | None, str]]:
@@ -235,7 +236,7 @@ def _staged(chunks: list[str], stages: Iterator[str], parts: Callable[[str], tup
     while chunks:
         stage = next(stages)
         create, apply = parts(stage)
-        room = MAX_STATEMENTS - 1 - len(apply)
+        room = MAX_STATEMENTS - 2 - len(apply)  # and the CREATE of the stage, and the call's LOCK
         inserts = [Statement(statements.insert_prefix(stage) + chunk, route) for chunk in chunks[:room]]
         groups.append([create, *inserts, *apply])
         chunks = chunks[room:]
@@ -243,10 +244,12 @@ def _staged(chunks: list[str], stages: Iterator[str], parts: Callable[[str], tup
 
 
 def _pack(groups: list[list[Statement]]) -> list[list[Statement]]:
-    """Groups (each complete in itself) packed in order into calls of at most MAX_STATEMENTS."""
+    """Groups (each complete in itself) packed in order into calls of at most MAX_STATEMENTS, each call
+    starting with a LOCK of the shared tables its statements write."""
     calls: list[list[Statement]] = []
     for group in groups:
-        if not calls or len(calls[-1]) + len(group) > MAX_STATEMENTS:
+        if not calls or len(calls[-1]) + len(group) > MAX_STATEMENTS - 1:
             calls.append([])
         calls[-1].extend(group)
-    return calls
+    return [[statements.lock_statement(tables), *call] if (tables := [t for s in call for t in s.writes]) else call
+            for call in calls]

@@ -21,6 +21,7 @@ target and state tables is the SQL sink base's (``sinks.sql.ddl``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from psycopg import sql
 
@@ -64,7 +65,7 @@ class RouteStatements:
     def __init__(self, route: Route, state_schema: str, stage: str, target: str, now: dt.datetime):
         self.route, self.stage, self.now = route, sql.Identifier(stage), dialect.literal(now)
         self.table, self.bare = sql.Identifier(route.schema, route.table), sql.Identifier(route.table)
-        self.tombstones = sql.Identifier(state_schema, TOMBSTONES)
+        self.tombstones, self.state = sql.Identifier(state_schema, TOMBSTONES), state_schema
         self.columns = [name for name, _ in written_columns(route)]
         self.fields = [sql.SQL("{}.{}").format(self.stage, sql.Identifier(f"c{i}")) for i in range(len(self.columns))]
         self.target = dialect.literal(target)
@@ -86,7 +87,8 @@ class RouteStatements:
             steps += [(self._insert_rows(KEPT), DELETED)]
         if hard:
             steps += [(self._clear_tombstones(), None), (self._write_tombstones(), None)]
-        return [Statement(statement.as_string(None), self.route.name, counts) for statement, counts in steps]
+        writes = ((self.route.schema, self.route.table),) + (((self.state, TOMBSTONES),) if hard else ())
+        return [Statement(statement.as_string(None), self.route.name, counts, writes) for statement, counts in steps]
 
     # -- pieces ---------------------------------------------------------------------------
 
@@ -174,4 +176,13 @@ def dead_letter_statements(state_schema: str, stage: str, now: dt.datetime) -> t
             dialect.literal(now), staged, table),
     ]
     return (Statement(_create_temp(staged, STAGED_LETTERS)),
-            [Statement(step.as_string(None)) for step in steps])
+            [Statement(step.as_string(None), writes=((state_schema, DEAD_LETTERS),)) for step in steps])
+
+
+def lock_statement(tables: Iterable[tuple[str, str]]) -> Statement:
+    """LOCK every shared table a transaction writes, first and in one sorted order: concurrent writers
+    of one target (two shards, a backfill beside the stream, two routes) then run one after the other
+    instead of failing with serializable isolation violations or, under SNAPSHOT isolation, writing
+    duplicate rows. https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html"""
+    return Statement(sql.SQL("LOCK {}").format(sql.SQL(", ").join(
+        sql.Identifier(schema, table) for schema, table in sorted(set(tables)))).as_string(None))

@@ -29,6 +29,7 @@ class Statement:
     sql: str
     route: str | None = None       # the route whose rows it writes (None: the sink's own tables)
     counts: str | None = None      # "upserted" / "deleted": its row count adds to the route's stats
+    writes: tuple[tuple[str, str], ...] = ()  # (schema, table) of the shared tables it writes: locked first
 
 
 class Transport(Protocol):
