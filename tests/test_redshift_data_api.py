@@ -111,6 +111,14 @@ class Warehouse:
             response = {"Id": STATEMENT_ID, "Status": status, **(final if status == statuses[-1] else {})}
             self.stubber.add_response("describe_statement", response, {"Id": STATEMENT_ID})
 
+    def trial_passes(self, statements: int = len(STATEMENTS)) -> None:
+        """The route's changes tried alone (rolled back: its last statement, SELECT 1 / 0, is the one that
+        fails): they pass, so the refusal is not narrowed to one change."""
+        self.stubber.add_response("batch_execute_statement", SUBMITTED,
+                                  {**SUBMIT, "Sqls": ANY, "ClientToken": ANY})
+        failed = {"Id": f"{STATEMENT_ID}:{statements}", "Status": "FAILED", "Error": "ERROR: division by zero"}
+        self.describes("FAILED", Error=failed["Error"], SubStatements=[failed])
+
     def process(self, remaining: float | None = None) -> Any:
         with self.stubber, deadline.until(None if remaining is None else self.time.now + remaining):
             result = self.pipeline.process(event(self.records))
@@ -147,6 +155,7 @@ def test_a_failed_statement_names_the_route_and_carries_redshifts_message() -> N
     warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, SUBMIT)
     message = "ERROR: value too long for type character varying(80)"
     warehouse.describes("STARTED", "FAILED", Error=message, SubStatements=sub_statements(7, error=message))
+    warehouse.trial_passes()  # 9 statements of the route and the trial's LOCK, without the purge: + SELECT 1 / 0
     result = warehouse.process(remaining=60)
     # the whole batch is reported from its first record: nothing of it was committed
     assert result.response == {"batchItemFailures": [{"itemIdentifier": str(10**20)}]}
@@ -194,6 +203,7 @@ def test_a_refusal_is_terminal_whatever_its_words(message: str) -> None:
     warehouse = Warehouse()
     warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, SUBMIT)
     warehouse.describes("FAILED", Error=message, SubStatements=sub_statements(2, error=message))
+    warehouse.trial_passes()
     result = warehouse.process(remaining=60)
     assert result.failure.transient is False and message in result.failure.reason
 

@@ -335,3 +335,36 @@ def test_keys_that_differ_by_trailing_spaces_are_different_rows(
     pipeline.process(event([s.remove({"name": "a "})]))
     pipeline.process(event([Stream("Spaced", key=["name"]).insert({"name": "a ", "v": "old"}, sequence=10**20)]))
     assert [(r["name"], r["v"]) for r in warehouse_pg.rows("spaced")] == [("a", "first")]
+
+
+def refuse(warehouse_pg: Any, body: str) -> None:
+    """A constraint on the warehouse table: the database refuses that one value (the casts let it through)."""
+    warehouse_pg.conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT refused CHECK (body IS DISTINCT FROM {})").format(
+        sql.Identifier(warehouse_pg.schema, "docs"), sql.Literal(body)))
+
+
+def test_a_refused_change_is_dead_lettered_alone(pg: Any, warehouse_pg: Any, make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, DOCS, on_error="dead_letter")
+    refuse(warehouse_pg, "refused")
+    s = Stream("Docs", key=["id"])
+    records = [s.insert({"id": i, "body": "refused" if i == 3 else f"body {i}"}) for i in range(1, 7)]
+    # WHEN Redshift refuses one statement of the batch THEN the change that caused it is found and set aside
+    result = pipeline.process(event(records))
+    assert result.response == {"batchItemFailures": []}
+    assert [r["id"] for r in warehouse_pg.rows("docs", order_by="id")] == [1, 2, 4, 5, 6]
+    [letter] = warehouse_pg.state("dead_letters")
+    assert letter["sequence_number"] == int(records[2]["dynamodb"]["SequenceNumber"])
+    assert "rejected by the database" in letter["error"] and 'violates check constraint "refused"' in letter["error"]
+    assert (result.stats["docs"].upserted, result.stats["docs"].dead_lettered) == (5, 1)
+
+
+def test_a_refused_change_stops_the_batch_there(pg: Any, warehouse_pg: Any, make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, DOCS, on_error="fail")
+    refuse(warehouse_pg, "refused")
+    s = Stream("Docs", key=["id"])
+    records = [s.insert({"id": i, "body": "refused" if i == 3 else f"body {i}"}) for i in range(1, 7)]
+    result = pipeline.process(event(records))
+    # THEN what is before it is committed, and Lambda retries from it
+    assert result.response == {"batchItemFailures": [{"itemIdentifier": records[2]["dynamodb"]["SequenceNumber"]}]}
+    assert [r["id"] for r in warehouse_pg.rows("docs", order_by="id")] == [1, 2]
+    assert result.failure is not None and result.failure.transient is False

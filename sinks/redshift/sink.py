@@ -26,11 +26,26 @@ from router import deadline
 from router.log import logger
 from router.model import Route, SinkConfig
 from router.modes import Deletes, MergeStrategy
-from router.sink import DELETE, Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats
+from router.sink import (
+    DELETE,
+    Capabilities,
+    Change,
+    DeadLetter,
+    RejectedChangeError,
+    RouteBatch,
+    RouteStats,
+    SinkError,
+)
 from sinks.redshift import catalog, dialect, statements, versions
 from sinks.redshift.data_api import DataApiTransport, request_target
 from sinks.redshift.statements import DELETED, UPSERTED, RouteStatements
-from sinks.redshift.transport import MAX_STATEMENT_BYTES, MAX_STATEMENTS, Statement, Transport
+from sinks.redshift.transport import (
+    MAX_STATEMENT_BYTES,
+    MAX_STATEMENTS,
+    FailedStatementError,
+    Statement,
+    Transport,
+)
 from sinks.sql.drift import LiveTable
 from sinks.sql.rows import TOMBSTONES, dead_letter_row, route_stats, storable_json, tombstone_key, written_columns
 from sinks.sql.sink import OPTIONS, QueryResult, SqlSink
@@ -88,12 +103,50 @@ class RedshiftSink(SqlSink):
 
     def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
         purge_due = self._purge_due()
-        counts = self._execute(self._calls(batches, purge_due))
+        try:
+            counts = self._execute(self._calls(batches, purge_due))
+        except FailedStatementError as exc:
+            raise self._narrowed(batches, exc) from None
         if purge_due:
             self._purged()
         return {batch.route.name: route_stats(batch.changes, counts[(batch.route.name, UPSERTED)],
                                               counts[(batch.route.name, DELETED)])
                 for batch in batches if batch.changes}
+
+    # -- a refused statement, narrowed to the change that caused it -----------------------
+
+    def _narrowed(self, batches: Sequence[RouteBatch], error: FailedStatementError) -> SinkError:
+        """The change whose statements Redshift refuses, found by trials that roll back (bisecting the
+        route's changes in stream order: the shortest failing prefix ends with it), as
+        ``RejectedChangeError`` so that ``on_error`` decides; else the error as it was. No savepoints
+        in Redshift: a trial is a whole Data API call, about log2(changes) + 1 of them."""
+        route = error.statement.route if error.statement else None
+        batch = next((b for b in batches if b.route.name == route and b.changes), None)
+        if batch is None:
+            return error  # a statement on the sink's own tables: no change to blame
+        changes = sorted(batch.changes, key=lambda change: change.first)
+        logger.warning("redshift refused a statement; finding the change", extra={"route": route,
+                                                                                  "changes": len(changes)})
+        if self._passes(batch.route, changes):
+            return error  # the route's changes pass on their own: not one change's fault
+        low, high = 0, len(changes) - 1
+        while low < high:
+            middle = (low + high) // 2
+            if self._passes(batch.route, changes[: middle + 1]):
+                low = middle + 1
+            else:
+                high = middle
+        return RejectedChangeError(str(error), changes[low])
+
+    def _passes(self, route: Route, changes: Sequence[Change]) -> bool:
+        """Whether Redshift takes these changes of ``route``: a trial, rolled back whatever happens."""
+        groups = self._route_groups(RouteBatch(route, list(changes)), itertools.count(), self.now())
+        try:
+            for call in _pack(groups):
+                self.transport.execute(call, deadline.current(), rollback=True)
+        except FailedStatementError:
+            return False
+        return True
 
     def explain(self, batches: Sequence[RouteBatch]) -> list[str]:
         """The statements ``apply`` would send; the first of each Data API call under a comment."""
