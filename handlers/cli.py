@@ -97,6 +97,11 @@ def _print_ddl(sinks: dict[str, Sink], routes: list[Route]) -> None:
         statements = sink.state_ddl() + [s for r in mine for s in sink.ddl(r)] if mine else []
         for statement in dict.fromkeys(statements):
             click.echo(f"{statement};\n")
+        grants = sink.grants(mine) if mine else []
+        if grants:
+            click.echo(f"-- sink {name}: what the database user the function writes as needs\n")
+            for statement in grants:
+                click.echo(f"{statement};\n")
 
 
 def _apply_ddl(sinks: dict[str, Sink], routes: list[Route]) -> None:

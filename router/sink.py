@@ -163,6 +163,10 @@ class Sink:
         """Statements that create the sink's own tables (tombstones, dead letters)."""
         return []
 
+    def grants(self, routes: Sequence[Route]) -> list[str]:
+        """The GRANT statements the database user the function writes as needs for ``routes``; none by default."""
+        return []
+
     def apply_ddl(self, routes: Sequence[Route] | None = None) -> None:
         """Run ``state_ddl`` and the ``ddl`` of ``routes`` (default: all of this sink's)."""
 

@@ -174,3 +174,23 @@ def test_the_shipped_redshift_example_loads(monkeypatch: pytest.MonkeyPatch) -> 
     assert config.sinks["warehouse"].type == "redshift"
     assert [r.sink for r in config.routes_for("Employees")] == ["aurora", "warehouse"]
     assert isinstance(RedshiftSink(config.sinks["warehouse"], [config.routes["employees_warehouse"]]), RedshiftSink)
+
+
+@pytest.mark.parametrize("options, user", [
+    (SERVERLESS, '"IAMR:<the Lambda role\'s name>"'),  # the Data API maps the role to IAMR:<role name>
+    ("    cluster_identifier: reporting\n    database: dev\n    db_user: loader", '"loader"'),
+])
+def test_the_schema_command_prints_the_grants_the_database_user_needs(tmp_path: Path, options: str,
+                                                                      user: str) -> None:
+    from click.testing import CliRunner
+
+    from handlers.cli import app
+    path = tmp_path / "tables.yaml"
+    path.write_text(CONFIG.format(options=options, sink="warehouse", columns="").replace("table: t", "table: hr.T"))
+    result = CliRunner().invoke(app, ["schema", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    grants = [line for line in result.output.splitlines() if line.startswith("GRANT")]
+    assert grants == [f"GRANT TEMP ON DATABASE \"dev\" TO {user};",
+                      f"GRANT USAGE ON SCHEMA \"cdc_router\" TO {user};", f"GRANT USAGE ON SCHEMA \"hr\" TO {user};",
+                      *(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {user};"
+                        for table in ('"cdc_router"."tombstones"', '"cdc_router"."dead_letters"', '"hr"."T"'))]

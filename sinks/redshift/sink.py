@@ -219,6 +219,12 @@ class RedshiftSink(SqlSink):
     def _live_table(self, route: Route) -> LiveTable | None:
         return catalog.live_table(self._query, route, self.dialect.placeholder)
 
+    def grants(self, routes: Sequence[Route]) -> list[str]:
+        options = self.config.options
+        user = options.get("db_user") or ("<the username in secret_arn>" if options.get("secret_arn")
+                                          else "IAMR:<the Lambda role's name>")
+        return statements.grants(user, options["database"], self.state_schema, routes)
+
     def close(self) -> None:
         self.transport.close()
 

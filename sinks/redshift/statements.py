@@ -21,7 +21,7 @@ target and state tables is the SQL sink base's (``sinks.sql.ddl``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from psycopg import sql
 
@@ -186,3 +186,20 @@ def lock_statement(tables: Iterable[tuple[str, str]]) -> Statement:
     duplicate rows. https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html"""
     return Statement(sql.SQL("LOCK {}").format(sql.SQL(", ").join(
         sql.Identifier(schema, table) for schema, table in sorted(set(tables)))).as_string(None))
+
+
+# -- grants ----------------------------------------------------------------------------
+
+
+def grants(user: str, database: str, state_schema: str, routes: Sequence[Route]) -> list[str]:
+    """What the database user needs: temporary tables (the stage), its schemas, and reading and writing
+    the target and state tables (LOCK included). The Data API maps an IAM role to the user
+    ``IAMR:<role name>``: https://docs.aws.amazon.com/redshift/latest/dg/r_GRANT.html"""
+    who = sql.Identifier(user)
+    tables = [(state_schema, TOMBSTONES), (state_schema, DEAD_LETTERS)] + [(r.schema, r.table) for r in routes]
+    schemas = list(dict.fromkeys(schema for schema, _ in tables))
+    statements = [sql.SQL("GRANT TEMP ON DATABASE {} TO {}").format(sql.Identifier(database), who)]
+    statements += [sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), who) for schema in schemas]
+    statements += [sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(sql.Identifier(*table), who)
+                   for table in dict.fromkeys(tables)]
+    return [statement.as_string(None) for statement in statements]
