@@ -18,7 +18,7 @@ import click
 from rich.rule import Rule
 from rich.text import Text
 
-from handlers import cli_backfill, cli_deploy, cli_recover  # noqa: F401  (register their subcommands)
+from handlers import cli_backfill, cli_check, cli_deploy, cli_recover  # noqa: F401  (register their subcommands)
 from handlers.cli_app import app, command, select_routes
 from handlers.cli_support import console, stop_on_signals
 from operations.assemble import build_sinks, load_config, pipeline_for

@@ -182,6 +182,15 @@ class Sink:
         """The statements ``apply`` would run for ``batches``, for dry runs; nothing by default."""
         return []
 
+    def read_text(self, route: Route) -> list[dict[str, str | None]]:
+        """Every row of the route's table, bookkeeping columns included, each value as the database
+        writes it as text (``cdc-router check-sink`` compares them with what was sent)."""
+        raise NotImplementedError(f"sink type {self.config.type!r} cannot read its tables back")
+
+    def drop_schemas(self, schemas: Sequence[str]) -> None:
+        """Drop schemas and everything in them (``check-sink``'s scratch schemas)."""
+        raise NotImplementedError(f"sink type {self.config.type!r} cannot drop schemas")
+
     def dead_letters(self, routes: Sequence[str] = (), limit: int | None = None) -> list[StoredDeadLetter]:
         """The dead-lettered records (only these routes' if given), by route and stream order."""
         raise NotImplementedError(f"sink type {self.config.type!r} keeps no dead-letter table")

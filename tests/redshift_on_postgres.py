@@ -41,7 +41,7 @@ from sinks.redshift.transport import MAX_STATEMENT_BYTES, MAX_STATEMENTS, Statem
 from sinks.sql.sink import QueryResult
 
 # Config templates: both sinks, then routes. ``{state}``/``{schema}`` are ``pg``'s schemas, ``{wstate}``/``{wschema}``
-# ``warehouse_pg``'s. Tests use ``distribution: auto``: DISTKEY/SORTKEY are Redshift-only (compared as text).
+# ``warehouse_pg``'s. DISTKEY/SORTKEY are accepted and dropped by the stand-in.
 BOTH_SINKS = """
 version: 1
 sinks:
@@ -80,6 +80,8 @@ CREATE OR REPLACE FUNCTION {SHIM_SCHEMA}.json_parse(text) RETURNS {SHIM_SCHEMA}.
     RETURN $1::jsonb; END $f$;
 CREATE OR REPLACE FUNCTION {SHIM_SCHEMA}.json_serialize({SHIM_SCHEMA}.super) RETURNS text
     IMMUTABLE STRICT LANGUAGE sql AS 'SELECT $1::text';
+CREATE OR REPLACE FUNCTION {SHIM_SCHEMA}.to_hex(bytea) RETURNS varchar
+    IMMUTABLE STRICT LANGUAGE sql AS 'SELECT encode($1, ''hex'')';
 CREATE OR REPLACE FUNCTION {SHIM_SCHEMA}.from_hex(text) RETURNS {SHIM_SCHEMA}.varbyte
     IMMUTABLE STRICT LANGUAGE plpgsql AS $f$ BEGIN
     IF octet_length($1) > 65535 THEN
@@ -97,6 +99,7 @@ TRANSIENT_STATES = ("40001", "40P01", "57014")  # serialization failure, deadloc
 # single-quoted literals (backslash escapes: standard_conforming_strings is off), quoted identifiers, the rest
 _TOKENS = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|[^'\"]+", re.S)
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_LAYOUT = re.compile(r"\) DISTKEY \([^)]*\) SORTKEY \([^)]*\)$")
 _CREATED_TABLE = re.compile(r'CREATE TABLE IF NOT EXISTS "((?:[^"]|"")+)"\."((?:[^"]|"")+)"')
 
 
@@ -169,7 +172,7 @@ class PostgresTransport:
             return QueryResult(cursor.fetchall() if cursor.description else [], max(cursor.rowcount, 0))
 
     def _run(self, conn: psycopg.Connection[Any], statement: Statement, index: int) -> int:
-        text = fold_identifiers(statement.sql)
+        text = _LAYOUT.sub(")", fold_identifiers(statement.sql))  # accepted, and nothing to do on Postgres
         try:
             cursor = conn.execute(text)
             created = _CREATED_TABLE.match(text)

@@ -151,7 +151,7 @@ def sql_dialect(distribution: str) -> Dialect:
     return Dialect(column_type=column_type, types=REDSHIFT_TYPES, placeholder=lambda name: sql.SQL(":" + name),
                    document_text="JSON_SERIALIZE({})", indexes=False, folds_case=True, alter_type_using=False,
                    combined_alter=False, keys_enforced=False,
-                   layout=lambda keys, distkey: table_layout(keys, distkey, distribution))
+                   layout=lambda keys, distkey: table_layout(keys, distkey, distribution), as_text=as_text)
 
 
 def same(left: sql.Composable, right: sql.Composable, type_name: str) -> sql.Composable:
@@ -164,3 +164,16 @@ def same(left: sql.Composable, right: sql.Composable, type_name: str) -> sql.Com
     if not column_type(type_name).startswith("VARCHAR"):
         return equal
     return sql.SQL("{} AND OCTET_LENGTH({}) = OCTET_LENGTH({})").format(equal, left, right)
+
+
+def as_text(column: sql.Identifier, type_name: str) -> sql.Composable:
+    """A column read back as text: SUPER through JSON_SERIALIZE, VARBYTE through TO_HEX, BOOLEAN through
+    CASE (Redshift casts no boolean to VARCHAR), the rest cast to VARCHAR."""
+    stored = column_type(type_name)
+    if stored == "SUPER":
+        return sql.SQL("JSON_SERIALIZE({})").format(column)
+    if stored == "VARBYTE":
+        return sql.SQL("TO_HEX({})").format(column)
+    if stored == "BOOLEAN":
+        return sql.SQL("CASE WHEN {0} THEN 'true' WHEN NOT {0} THEN 'false' END").format(column)
+    return sql.SQL("CAST({} AS VARCHAR)").format(column)

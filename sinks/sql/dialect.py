@@ -13,12 +13,19 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
+from router.types import parse_type
+
 # Kinds of state-table columns; each dialect names the type that stores one.
 NAME, TEXT, VERSION, TIME, STAMP, DOCUMENT, ID = "name", "text", "version", "time", "stamp", "document", "id"
 
 
 def no_layout(key: Sequence[str], distkey: str | None = None) -> sql.Composable:
     return sql.SQL("")
+
+
+def text_cast(column: sql.Identifier, type_name: str) -> sql.Composable:
+    """A column read back as text, PostgreSQL's way (arrays as JSON, as the route's values are sent)."""
+    return sql.SQL("to_jsonb({})::text" if parse_type(type_name).is_array else "{}::text").format(column)
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class Dialect:
     combined_alter: bool = True                       # one ALTER TABLE may drop and add constraints at once
     keys_enforced: bool = True                        # primary keys are enforced, so a missing one is drift
     catalog_names: Mapping[str, str] = field(default_factory=dict)  # our type name -> its catalog's prefix
+    as_text: Callable[[sql.Identifier, str], sql.Composable] = text_cast  # a column of a route's type, as text
 
     @property
     def version_type(self) -> str:

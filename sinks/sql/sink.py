@@ -20,7 +20,7 @@ from psycopg import sql
 
 from router.model import Route, SinkConfig
 from router.sink import Drift, Sink, StoredDeadLetter
-from sinks.sql import ddl, dead_letters, drift
+from sinks.sql import ddl, dead_letters, drift, readback
 from sinks.sql.dialect import Dialect
 from sinks.sql.rows import DEAD_LETTERS, TOMBSTONES, target_name
 
@@ -107,6 +107,16 @@ class SqlSink(Sink):
     def _live_table(self, route: Route) -> drift.LiveTable | None:
         """The catalog's view of the route's target table, or None when there is no such table."""
         raise NotImplementedError
+
+    # -- reading back (check-sink) ---------------------------------------------------------
+
+    def read_text(self, route: Route) -> list[dict[str, str | None]]:
+        columns = [name for name, _ in readback.stored_columns(route)]
+        rows = self._query(readback.select_as_text(route, self.dialect), {}).rows
+        return [dict(zip(columns, (None if value is None else str(value) for value in row))) for row in rows]
+
+    def drop_schemas(self, schemas: Sequence[str]) -> None:
+        self._run([(readback.drop_schema(schema).as_string(None), None) for schema in schemas])
 
     # -- dead letters ----------------------------------------------------------------------
 
