@@ -186,8 +186,9 @@ def test_a_conflict_until_the_deadline_is_transient() -> None:
     for token in ("token-1", "token-2"):
         warehouse.stubber.add_response("batch_execute_statement", SUBMITTED, {**SUBMIT, "ClientToken": token})
         warehouse.describes("FAILED", Error=CONFLICT, SubStatements=sub_statements(5, error=CONFLICT))
-    # GIVEN 3.45 s left, 0.45 s to spend: one rerun fits (0.05 + <=0.2 + 0.05), a second pause of 0.2-0.4 s does not
-    result = warehouse.process(remaining=3.45)
+    # GIVEN 3.38 s left, 0.38 s to spend: one rerun fits (0.05 + 0.1-0.2 + 0.05), a second pause of 0.2-0.4 s
+    # never does (the pauses are drawn from [0.5, 1] times 0.2 s, then 0.4 s)
+    result = warehouse.process(remaining=3.38)
     assert result.failure.transient is True and CONFLICT in result.failure.reason
     assert "still failing at the deadline after 2 attempt(s)" in result.failure.reason
 
