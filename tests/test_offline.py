@@ -19,10 +19,24 @@ EVENTS = ROOT / "tests" / "events"
 UNSET = "environment variable DATABASE_URL is not set (referenced as ${DATABASE_URL})"
 
 
+SHIPPED = ROOT / "config" / "tables.yaml"
+SHIPPED_SECRET = "secret: ${DB_SECRET:-cdc-router/aurora}"
+
+
 @pytest.fixture
 def no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.chdir(ROOT)  # the shipped config/tables.yaml, as a newcomer runs it
+
+
+@pytest.fixture
+def local_config(no_database_url: None, tmp_path: Path) -> Path:
+    """The shipped config in its local form, as the README says to write it: ``dsn: ${DATABASE_URL}``."""
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert SHIPPED_SECRET in text  # the deployed default reads a Secrets Manager secret
+    path = tmp_path / "tables.yaml"
+    path.write_text(text.replace(SHIPPED_SECRET, "dsn: ${DATABASE_URL}"), encoding="utf-8")
+    return path
 
 
 @pytest.mark.parametrize("args, shows", [
@@ -33,16 +47,22 @@ def no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
     # replay --dry-run: the rows and statements it would write, and the Lambda response
     (["replay", "--dry-run", str(EVENTS / "employees_put_2001.json")], '{"batchItemFailures": []}'),
 ])
-def test_offline_commands_need_no_database_url(no_database_url: None, args: list[str], shows: str) -> None:
-    result = CliRunner().invoke(app, args)
+def test_offline_commands_need_no_database_url(local_config: Path, args: list[str], shows: str) -> None:
+    result = CliRunner().invoke(app, [*args, "--config", str(local_config)])
     assert (result.exit_code, result.stderr) == (0, "")
     assert shows in result.stdout
 
 
+def test_the_shipped_config_validates_with_nothing_set(no_database_url: None) -> None:
+    result = CliRunner().invoke(app, ["validate"])
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert "config/tables.yaml is valid" in result.stdout
+
+
 @pytest.mark.parametrize("args", [["schema", "--apply"], ["schema", "--check"], ["dead-letters", "list"]])
-def test_commands_that_connect_still_say_the_variable_is_missing(no_database_url: None, args: list[str]) -> None:
-    result = CliRunner().invoke(app, args)
-    assert (result.exit_code, result.stderr) == (1, f"config/tables.yaml: sinks.aurora.dsn: {UNSET}\n")
+def test_commands_that_connect_still_say_the_variable_is_missing(local_config: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(app, [*args, "--config", str(local_config)])
+    assert (result.exit_code, result.stderr) == (1, f"{local_config}: sinks.aurora.dsn: {UNSET}\n")
 
 
 CONFIG = """
