@@ -221,7 +221,7 @@ def _build_routes(entries: dict[str, Any], sinks: dict[str, SinkConfig], sink_ty
                 errors.add(("routes", name, *where), reason)
             if not problems:
                 routes[name] = route
-    check_shared_targets(routes, errors.add)
+    check_shared_targets(routes, sinks, errors.add)
     check_agreement(routes, errors)
     return routes
 

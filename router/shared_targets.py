@@ -16,18 +16,22 @@ Several routes of one source table may share a target (a single-table design spl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from router.filters import disjoint
-from router.model import Route
+from router.model import Route, SinkConfig
 
 Report = Callable[[tuple[str, ...], str], None]
 
 
-def check_shared_targets(routes: dict[str, Route], report: Report) -> None:
+def check_shared_targets(routes: dict[str, Route], sinks: Mapping[str, SinkConfig], report: Report) -> None:
+    """Routes share a table when their sink tells the names apart no better: on Redshift, which folds
+    identifiers to lower case, ``public.T`` and ``public.t`` are one table."""
     first: dict[tuple[str, str, str], list[Route]] = {}
     for route in routes.values():
-        sharing = first.setdefault((route.sink, route.schema, route.table), [])
+        sink = sinks.get(route.sink)
+        identity = sink.capabilities.identity if sink is not None else str
+        sharing = first.setdefault((route.sink, identity(route.schema), identity(route.table)), [])
         for other in sharing:
             problem = _conflict(other, route)
             if problem is not None:

@@ -58,7 +58,7 @@ STATEMENTS = [
     "(7, NULL, NULL, 100000000000000000100, 'd', '2023-11-14 22:13:20+00:00', '[\"7\"]')",
     'DELETE FROM "_cdc_stage_0" USING "public"."Employees" WHERE "Employees"."Id" = "_cdc_stage_0"."c0" '
     'AND "Employees"."_cdc_version" >= "_cdc_stage_0"."v"',
-    'DELETE FROM "_cdc_stage_0" USING "cdc_router"."tombstones" WHERE "tombstones"."target" = \'"public"."Employees"\' '
+    'DELETE FROM "_cdc_stage_0" USING "cdc_router"."tombstones" WHERE "tombstones"."target" = \'"public"."employees"\' '
     'AND "tombstones"."key" = "_cdc_stage_0"."k" AND "tombstones"."version" >= "_cdc_stage_0"."v"',
     'DELETE FROM "public"."Employees" USING "_cdc_stage_0" WHERE "Employees"."Id" = "_cdc_stage_0"."c0" '
     "AND \"_cdc_stage_0\".\"o\" = 'd'",
@@ -66,9 +66,9 @@ STATEMENTS = [
     "AND \"_cdc_stage_0\".\"o\" IN ('u', 'k')",
     'INSERT INTO "public"."Employees" ("Id", "Name", "Department", "_cdc_version") SELECT "_cdc_stage_0"."c0", '
     '"_cdc_stage_0"."c1", "_cdc_stage_0"."c2", "_cdc_stage_0"."v" FROM "_cdc_stage_0" WHERE "_cdc_stage_0"."o" = \'u\'',
-    'DELETE FROM "cdc_router"."tombstones" USING "_cdc_stage_0" WHERE "tombstones"."target" = \'"public"."Employees"\' '
+    'DELETE FROM "cdc_router"."tombstones" USING "_cdc_stage_0" WHERE "tombstones"."target" = \'"public"."employees"\' '
     "AND \"tombstones\".\"key\" = \"_cdc_stage_0\".\"k\" AND \"_cdc_stage_0\".\"o\" = 'd'",
-    'INSERT INTO "cdc_router"."tombstones" ("target", "key", "version", "deleted_at") SELECT \'"public"."Employees"\', '
+    'INSERT INTO "cdc_router"."tombstones" ("target", "key", "version", "deleted_at") SELECT \'"public"."employees"\', '
     '"_cdc_stage_0"."k", "_cdc_stage_0"."v", \'2024-01-02 03:04:05+00:00\' FROM "_cdc_stage_0" '
     "WHERE \"_cdc_stage_0\".\"o\" = 'd'",
     'DELETE FROM "cdc_router"."tombstones" WHERE "deleted_at" < \'2023-12-31 03:04:05+00:00\'',

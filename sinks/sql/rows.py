@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -29,9 +29,10 @@ def written_columns(route: Route) -> list[tuple[str, str]]:
     return columns + ([(route.extras, "jsonb")] if route.extras else [])
 
 
-def target_name(route: Route) -> str:
-    """The target as one unambiguous string: the ``target`` of its tombstones and dead letters."""
-    return sql.Identifier(route.schema, route.table).as_string(None)
+def target_name(route: Route, identity: Callable[[str], str] = str) -> str:
+    """The target as one unambiguous string: the ``target`` of its tombstones and dead letters, with
+    names as the database tells them apart (``identity``: Redshift folds them to lower case)."""
+    return sql.Identifier(identity(route.schema), identity(route.table)).as_string(None)
 
 
 def tombstone_key(key: Sequence[Any]) -> str:

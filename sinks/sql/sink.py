@@ -48,7 +48,7 @@ class SqlSink(Sink):
     def __init__(self, config: SinkConfig, routes: Sequence[Route] = ()):
         super().__init__(config, routes)
         self.state_schema: str = config.options.get("state_schema", "cdc_router")
-        self._targets = {r.name: target_name(r) for r in routes}
+        self._targets = {r.name: target_name(r, self.capabilities.identity) for r in routes}
         self._last_purge: float | None = None
 
     # -- the database, as each sink reaches it ---------------------------------------------
