@@ -30,6 +30,8 @@ for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "
                       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
     os.environ.setdefault(_name, _value)
 
+from factories import as_yaml  # noqa: E402
+
 from operations.assemble import load_config, pipeline_for  # noqa: E402
 from router.model import Config  # noqa: E402
 from router.pipeline import Pipeline  # noqa: E402
@@ -37,6 +39,7 @@ from router.pipeline import Pipeline  # noqa: E402
 pytest_plugins = [
     "postgres_session",  # the database_url fixture: the PostgreSQL found the way the demo finds one
     "redshift_on_postgres",  # fixtures that run the Redshift sink's statements on Postgres
+    "sink_targets",  # ``target``: every sink under test, for the convergence scenarios
 ]
 
 
@@ -109,12 +112,16 @@ routes:
 
 @pytest.fixture
 def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Callable[..., Path]:
-    """Write a tables.yaml from a template with ``{schema}``/``{state}`` filled in; return its path."""
+    """Write a tables.yaml; return its path. ``template`` is a config built by ``factories.tables``
+    (written as it is), or text with ``{schema}``/``{state}`` (``pg``'s) and ``fields`` to fill in."""
     monkeypatch.setenv("DATABASE_URL", database_url)
 
-    def write(template: str, pg: PgTarget, **fields: Any) -> Path:
+    def write(template: str | dict[str, Any], pg: PgTarget, **fields: Any) -> Path:
         path = tmp_path / "tables.yaml"
-        path.write_text(textwrap.dedent(template).format(schema=pg.schema, state=pg.state_schema, **fields))
+        if isinstance(template, dict):
+            path.write_text(as_yaml(template))
+        else:
+            path.write_text(textwrap.dedent(template).format(schema=pg.schema, state=pg.state_schema, **fields))
         return path
 
     return write
@@ -125,7 +132,7 @@ def make_pipeline(write_config: Callable[..., Path]) -> Iterator[Callable[..., P
     """Build a pipeline over a real Postgres from a config template; create its tables."""
     built: list[Pipeline] = []
 
-    def make(pg: PgTarget, template: str = EMPLOYEES, deletes: str = "hard", on_error: str = "fail",
+    def make(pg: PgTarget, template: str | dict[str, Any] = EMPLOYEES, deletes: str = "hard", on_error: str = "fail",
              **fields: Any) -> Pipeline:
         config: Config = load_config(write_config(template, pg, deletes=deletes, on_error=on_error, **fields))
         pipeline = pipeline_for(config)

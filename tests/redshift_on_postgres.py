@@ -58,6 +58,8 @@ sinks:
 routes:
 """
 EMPLOYEES_ROUTE = EMPLOYEES.split("routes:\n", 1)[1]  # the spine's Employees route, on aurora
+# The spine's Employees route, its sink a parameter (aurora | warehouse): the only line that differs.
+ONE_ROUTE = BOTH_SINKS + EMPLOYEES_ROUTE.replace("sink: aurora", "sink: {sink}")
 
 SHIM_SCHEMA = f"redshift_shim_{uuid.uuid4().hex[:8]}"  # this session's, dropped at its end (beside other sessions')
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, not the ::type of a cast
@@ -240,7 +242,7 @@ def make_both_pipeline(write_config: Callable[..., Path], warehouse_pg: PgTarget
     the warehouse's schemas, and its statements run on the test PostgreSQL."""
     built: list[Pipeline] = []
 
-    def make(pg: PgTarget, template: str, **fields: Any) -> Pipeline:
+    def make(pg: PgTarget, template: str | dict[str, Any], **fields: Any) -> Pipeline:
         fields.setdefault("deletes", "hard")
         fields.setdefault("on_error", "fail")
         path = write_config(template, pg, wschema=warehouse_pg.schema, wstate=warehouse_pg.state_schema, **fields)
@@ -252,3 +254,8 @@ def make_both_pipeline(write_config: Callable[..., Path], warehouse_pg: PgTarget
     yield make
     for pipeline in built:
         pipeline.close()
+
+
+def target(pg: Any, sink: str) -> Any:
+    """The Employees table as the route names it (Redshift folds identifiers to lower case)."""
+    return pg if sink == "aurora" else FoldedTarget(pg, ["Employees", "Id", "Name", "Department"])

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lambda_esm import Shard, Step
 from psycopg import sql
+from redshift_on_postgres import ONE_ROUTE, target
 from test_property_convergence import EXAMPLES, HISTORY, STEP, apply_history, dynamodb, fresh_table  # noqa: F401
-from test_sink_convergence import ONE_ROUTE, target
 from test_verify import counts, pair  # noqa: F401
 
 from router.model import Route

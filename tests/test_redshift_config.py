@@ -8,10 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
-from test_sink_convergence import ONE_ROUTE
+from factories import as_yaml, postgres, redshift, route, tables
 
 from operations.assemble import parse_config
 from router.errors import ConfigError
+from router.model import Config
 from sinks.redshift import RedshiftSink
 
 CONFIG = """
@@ -36,8 +37,8 @@ routes:
 SERVERLESS = "    workgroup: analytics\n    database: dev"
 
 
-def load(options: str = SERVERLESS, sink: str = "warehouse", columns: str = "", more: str = "") -> None:
-    parse_config(CONFIG.format(options=options, sink=sink, columns=columns) + more, "tables.yaml")
+def load(options: str = SERVERLESS, sink: str = "warehouse", columns: str = "", more: str = "") -> Config:
+    return parse_config(CONFIG.format(options=options, sink=sink, columns=columns) + more, "tables.yaml")
 
 
 @pytest.mark.parametrize("options, sink, columns, errors", [
@@ -81,14 +82,27 @@ def test_invalid_redshift_configs(options: str, sink: str, columns: str, errors:
     assert sorted(raised.value.errors) == sorted(errors)  # the order within one sink entry is not part of the contract
 
 
-@pytest.mark.parametrize("options", [
-    SERVERLESS,
-    SERVERLESS + "\n    secret_arn: arn:aws:secretsmanager:us-east-1:123456789012:secret:rs",
-    "    cluster_identifier: reporting\n    database: dev\n    db_user: loader",
-    "    cluster_identifier: reporting\n    database: dev",
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rs"
+
+
+@pytest.mark.parametrize("options, target", [
+    # Serverless, as the Lambda's IAM identity
+    (SERVERLESS, {"WorkgroupName": "analytics", "Database": "dev"}),
+    # Serverless, with a secret's credentials
+    (SERVERLESS + f"\n    secret_arn: {SECRET}", {"WorkgroupName": "analytics", "Database": "dev", "SecretArn": SECRET}),
+    # a provisioned cluster, as a database user (temporary credentials)
+    ("    cluster_identifier: reporting\n    database: dev\n    db_user: loader",
+     {"ClusterIdentifier": "reporting", "Database": "dev", "DbUser": "loader"}),
+    # a provisioned cluster, as the Lambda's IAM identity
+    ("    cluster_identifier: reporting\n    database: dev", {"ClusterIdentifier": "reporting", "Database": "dev"}),
 ])
-def test_valid_ways_to_connect(options: str) -> None:
-    load(options, columns=f"      {'c' * 100}: {{type: numeric}}")  # 100 bytes: fine on Redshift
+def test_valid_ways_to_connect(options: str, target: dict[str, str]) -> None:
+    # GIVEN a column name of 100 bytes: too long for Postgres, fine on Redshift
+    config = load(options, columns=f"      {'c' * 100}: {{type: numeric}}")
+    assert [c.name for c in config.routes["r"].columns] == ["id", "c" * 100]
+    # THEN every Data API request the sink makes names the workgroup or cluster, database and credentials
+    sink = RedshiftSink(config.sinks["warehouse"], list(config.routes.values()))
+    assert sink.transport.target == target
 
 
 SECOND_ROUTE = """
@@ -149,8 +163,9 @@ def test_numeric_19_is_a_128_bit_decimal() -> None:
 
 
 def test_moving_a_route_to_the_warehouse_is_one_line() -> None:
-    fields = dict(schema="hr", state="cdc", wstate="cdc_rs", deletes="hard", on_error="fail")
-    aurora, warehouse = (ONE_ROUTE.format(sink=sink, **fields) for sink in ("aurora", "warehouse"))
+    sinks = {"aurora": postgres("cdc"), "warehouse": redshift("cdc_rs")}
+    aurora, warehouse = (as_yaml(tables({"employees": route("hr.Employees", sink=sink)}, sinks))
+                         for sink in ("aurora", "warehouse"))
     changed = [line for line in difflib.ndiff(aurora.splitlines(), warehouse.splitlines()) if line[0] in "+-"]
     assert changed == ["-     sink: aurora", "+     sink: warehouse"]
     # offline: the routes are compared, nothing connects (so DATABASE_URL may be unset, as on a newcomer's machine)
@@ -172,7 +187,11 @@ def test_the_shipped_redshift_example_loads(monkeypatch: pytest.MonkeyPatch) -> 
     config = parse_config("\n".join(uncommented), "config/tables.yaml")
     assert config.sinks["warehouse"].type == "redshift"
     assert [r.sink for r in config.routes_for("Employees")] == ["aurora", "warehouse"]
-    assert isinstance(RedshiftSink(config.sinks["warehouse"], [config.routes["employees_warehouse"]]), RedshiftSink)
+    # THEN its sink reaches the workgroup as written, and its route's table is distributed on the key
+    employees = config.routes["employees_warehouse"]
+    sink = RedshiftSink(config.sinks["warehouse"], [employees])
+    assert sink.transport.target == {"WorkgroupName": "analytics", "Database": "dev"}
+    assert sink.ddl(employees)[-1].endswith('PRIMARY KEY ("Id")\n) DISTKEY ("Id") SORTKEY ("Id")')
 
 
 @pytest.mark.parametrize("options, user", [

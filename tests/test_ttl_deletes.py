@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 from factories import Stream, event
-from redshift_on_postgres import BOTH_SINKS, EMPLOYEES_ROUTE
-from test_sink_convergence import target
+from redshift_on_postgres import BOTH_SINKS, EMPLOYEES_ROUTE, target
 
 from router.errors import ConfigError
 from router.records import TTL_IDENTITY
