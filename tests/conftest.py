@@ -151,7 +151,7 @@ def lambda_handler(write_config: Callable[..., Path], monkeypatch: pytest.Monkey
     """Import ``handlers.lambda_handler`` afresh with CDC_ROUTER_CONFIG pointing at a test config."""
     loaded: list[Any] = []
 
-    def load(pg: PgTarget, template: str = EMPLOYEES, **fields: Any) -> Any:
+    def load(pg: PgTarget, template: str | dict[str, Any] = EMPLOYEES, **fields: Any) -> Any:
         fields.setdefault("deletes", "hard")
         fields.setdefault("on_error", "fail")
         monkeypatch.setenv("CDC_ROUTER_CONFIG", str(write_config(template, pg, **fields)))

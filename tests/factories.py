@@ -37,9 +37,10 @@ def route(table: str = "Employees", *, source: str = "Employees", sink: str = "a
 
 
 def postgres(state_schema: str | None = None, **options: Any) -> dict[str, Any]:
-    """A postgres sink on $DATABASE_URL."""
+    """A postgres sink on $DATABASE_URL, unless ``options`` name a ``secret`` (or another ``dsn``)."""
     state = {} if state_schema is None else {"state_schema": state_schema}
-    return {"type": "postgres", "dsn": "${DATABASE_URL}", **state, **options}
+    connection = {} if "secret" in options else {"dsn": "${DATABASE_URL}"}
+    return {"type": "postgres", **connection, **state, **options}
 
 
 def redshift(state_schema: str | None = None, **options: Any) -> dict[str, Any]:

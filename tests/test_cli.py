@@ -21,21 +21,11 @@ from handlers.cli import app
 
 BIN = Path(sys.executable).parent
 EVENTS = Path(__file__).parent / "events"
-BAD_CONFIG = """\
-version: 1
-sinks:
-  aurora: {type: postgres, dsn: "postgresql://localhost/x"}
-routes:
-  employees:
-    source: Employees
-    sink: aurora
-    table: public.Employees
-    key: [Id]
-    columns:
-      Id: {type: bigint}
-      Name: {type: varchar}
-    deletes: sometimes
-"""
+# two mistakes: a varchar without its length, a delete mode that does not exist
+BAD_CONFIG = as_yaml(tables(
+    {"employees": route("public.Employees", columns={"Id": {"type": "bigint"}, "Name": {"type": "varchar"}},
+                        deletes="sometimes")},
+    {"aurora": postgres(dsn="postgresql://localhost/x")}))
 
 
 def bad_config_errors(path: Path) -> str:

@@ -8,27 +8,11 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-from factories import Stream, event, load_event
+from factories import Stream, event, load_event, postgres, route, tables
 from moto import mock_aws
 from pgfaults import SERIALIZATION_FAILURE, FaultTrigger
 
 from router.errors import InvalidEventError
-
-SECRET_CONFIG = """
-version: 1
-sinks:
-  aurora: {{type: postgres, secret: dev/rds, state_schema: {state}}}
-routes:
-  employees:
-    source: Employees
-    sink: aurora
-    table: {schema}.Employees
-    key: [Id]
-    columns:
-      Id:         {{from: Id, type: bigint}}
-      Name:       {{from: empName, type: varchar(20), fallback: NA}}
-      Department: {{from: empDepartment, type: varchar(10), fallback: NA}}
-"""
 
 
 def test_saved_event_replicates_and_the_pipeline_is_built_once(pg: Any, lambda_handler: Any) -> None:
@@ -60,7 +44,9 @@ def test_credentials_come_from_secrets_manager(pg: Any, lambda_handler: Any, dat
               "dbname": info.get("dbname")}
     with mock_aws():
         boto3.client("secretsmanager").create_secret(Name="dev/rds", SecretString=json.dumps(secret))
-        module = lambda_handler(pg, template=SECRET_CONFIG)
+        config = tables({"employees": route(f"{pg.schema}.Employees")},
+                        {"aurora": postgres(pg.state_schema, secret="dev/rds")})
+        module = lambda_handler(pg, template=config)
         assert module.handler(load_event("employees_put_2001.json"), None) == {"batchItemFailures": []}
     assert pg.rows("Employees") == [{"Id": 2001, "Name": "Akua", "Department": "AnyDept"}]
 

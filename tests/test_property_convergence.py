@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
-from factories import event, read_stream, wire
+from factories import EMPLOYEE_COLUMNS, event, postgres, read_stream, route, tables, wire
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import event as statistic
 from hypothesis import strategies as st
@@ -32,30 +32,15 @@ EXAMPLES = int(os.environ.get("CDC_PROPERTY_EXAMPLES") or 100)
 REFUSED = "yy"  # the Department a CHECK constraint refuses, in examples that have it
 MODES = [(deletes, on_error) for deletes in ("hard", "soft", "ignore") for on_error in ("fail", "dead_letter")]
 
-ROUTE = """
-version: 1
-sinks:
-  aurora:
-    type: postgres
-    dsn: ${{DATABASE_URL}}
-    state_schema: {state}
-    application_name: {app}
-routes:
-  employees:
-    source: Employees
-    sink: aurora
-    table: {schema}.Employees
-    key: [Id]
-    columns:
-      Id:         {{from: Id, type: bigint}}
-      Name:       {{from: empName, type: varchar(20), fallback: NA}}
-      Department: {{from: empDepartment, type: varchar(10)}}
-      City:       {{from: address.city, type: text}}
-      Tags:       {{from: tags, type: "text[]"}}
-    extras: attributes
-    deletes: {deletes}
-    on_error: {on_error}
-"""
+# The Employees route without the Department fallback (a refused department fails), a nested path, a list.
+COLUMNS = {**EMPLOYEE_COLUMNS, "Department": {"from": "empDepartment", "type": "varchar(10)"},
+           "City": {"from": "address.city", "type": "text"}, "Tags": {"from": "tags", "type": "text[]"}}
+
+
+def employees(pg: Any, deletes: str, on_error: str, app: str) -> dict[str, Any]:
+    return tables({"employees": route(f"{pg.schema}.Employees", columns=COLUMNS, extras="attributes",
+                                      deletes=deletes, on_error=on_error)},
+                  {"aurora": postgres(pg.state_schema, application_name=app)})
 
 # -- the history: writes on a small key space so that keys collide ----------------------------
 
@@ -164,7 +149,7 @@ def modes(database_url: str, make_pipeline: Any) -> Iterator[dict[tuple[str, str
         for deletes, on_error in MODES:
             pg = PgTarget(database_url)
             app = f"cdc-prop-{pg.schema}"
-            pipeline = make_pipeline(pg, template=ROUTE, deletes=deletes, on_error=on_error, app=app)
+            pipeline = make_pipeline(pg, template=employees(pg, deletes, on_error, app))
             built[(deletes, on_error)] = Mode(pipeline, pg, FaultTrigger(pg.conn, pg.schema, "Employees", "Id"), app)
         yield built
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from factories import Stream, event
+from factories import Stream, as_yaml, event, route, tables
 
 from operations.assemble import parse_config, pipeline_for
 from router import deadline
@@ -23,29 +23,20 @@ from sinks.redshift import RedshiftSink
 from sinks.redshift.data_api import DataApiTransport, request_target
 from sinks.redshift.transport import FailedStatementError, Statement
 
-CONFIG = """
-version: 1
-sinks:
-  warehouse:
-    type: redshift
-    workgroup: analytics
-    database: dev
-    secret_arn: arn:aws:secretsmanager:us-east-1:123456789012:secret:warehouse-AbCdEf
-routes:
-  employees:
-    source: Employees
-    sink: warehouse
-    table: public.Employees
-    key: [Id]
-    columns:
-      Id:         {from: Id, type: bigint}
-      Name:       {from: empName, type: varchar(20), fallback: NA}
-      Department: {from: empDepartment, type: varchar(10), fallback: NA}
-"""
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:warehouse-AbCdEf"
+SERVERLESS_WITH_SECRET = {"workgroup": "analytics", "secret_arn": SECRET_ARN}
+
+
+def warehouse_config(connection: dict[str, str] = SERVERLESS_WITH_SECRET) -> dict[str, Any]:
+    """The Employees route on a Redshift sink that connects as ``connection`` says."""
+    sink = {"type": "redshift", **connection, "database": "dev"}
+    return tables({"employees": route("public.Employees", sink="warehouse")}, {"warehouse": sink})
+
+
 NOW = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 STATEMENT_ID = str(uuid.UUID(int=1))
 TARGET = {"WorkgroupName": "analytics", "Database": "dev",
-          "SecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:warehouse-AbCdEf"}
+          "SecretArn": SECRET_ARN}
 SUBMIT = {"Sqls": ANY, "ClientToken": "token-1", "StatementName": "cdc-router:warehouse", **TARGET}
 SUBMITTED = {"Id": STATEMENT_ID, "CreatedAt": NOW, "Database": "dev", "WorkgroupName": "analytics"}
 # One insert and one delete of the Employees route, hard deletes: the statements of one BatchExecuteStatement.
@@ -92,8 +83,8 @@ class FakeTime:
 class Warehouse:
     """A pipeline whose Redshift sink talks to a stubbed ``redshift-data`` client."""
 
-    def __init__(self, text: str = CONFIG):
-        config = parse_config(text, "tables.yaml")
+    def __init__(self, connection: dict[str, str] = SERVERLESS_WITH_SECRET):
+        config = parse_config(as_yaml(warehouse_config(connection)), "tables.yaml")
         options = config.sinks["warehouse"].options
         self.client = boto3.client("redshift-data", region_name="us-east-1")
         self.stubber, self.time = Stubber(self.client), FakeTime()
@@ -270,17 +261,15 @@ def test_a_refused_request_is_not_retried() -> None:
 
 @pytest.mark.parametrize("options, target", [
     # provisioned cluster, temporary credentials for a database user
-    ("cluster_identifier: reporting\n    db_user: loader",
+    ({"cluster_identifier": "reporting", "db_user": "loader"},
      {"ClusterIdentifier": "reporting", "DbUser": "loader", "Database": "dev"}),
     # provisioned cluster, the caller's IAM identity
-    ("cluster_identifier: reporting", {"ClusterIdentifier": "reporting", "Database": "dev"}),
+    ({"cluster_identifier": "reporting"}, {"ClusterIdentifier": "reporting", "Database": "dev"}),
     # Serverless, the caller's IAM identity
-    ("workgroup: analytics", {"WorkgroupName": "analytics", "Database": "dev"}),
+    ({"workgroup": "analytics"}, {"WorkgroupName": "analytics", "Database": "dev"}),
 ])
-def test_each_way_to_connect_sends_its_parameters(options: str, target: dict[str, str]) -> None:
-    text = CONFIG.replace("workgroup: analytics", options).replace(
-        "    secret_arn: arn:aws:secretsmanager:us-east-1:123456789012:secret:warehouse-AbCdEf\n", "")
-    warehouse = Warehouse(text)
+def test_each_way_to_connect_sends_its_parameters(options: dict[str, str], target: dict[str, str]) -> None:
+    warehouse = Warehouse(options)
     warehouse.stubber.add_response("batch_execute_statement", SUBMITTED,
                                    {"Sqls": ANY, "ClientToken": "token-1", "StatementName": "cdc-router:warehouse",
                                     **target})

@@ -12,7 +12,8 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-from factories import Stream, event
+import yaml
+from factories import Stream, as_yaml, event, postgres, route, tables
 from moto import mock_aws
 from psycopg import pq, sql
 
@@ -94,20 +95,10 @@ def test_values_travel_only_as_parameters(pg: Any, make_pipeline: Any, tmp_path:
 
 
 def failing_sink_config(pg: Any, dsn_line: str) -> str:
-    return f"""
-version: 1
-sinks:
-  aurora: {{type: postgres, {dsn_line}, state_schema: {pg.state_schema}, connect_timeout: 2}}
-routes:
-  employees:
-    source: Employees
-    sink: aurora
-    table: {pg.schema}.Employees
-    key: [Id]
-    columns:
-      Id:   {{from: Id, type: bigint}}
-      Name: {{from: empName, type: varchar(5)}}
-"""
+    """A sink nothing listens for, its credentials in ``dsn_line``; a Name that does not fit fails the record."""
+    columns = {"Id": {"from": "Id", "type": "bigint"}, "Name": {"from": "empName", "type": "varchar(5)"}}
+    sink = postgres(pg.state_schema, connect_timeout=2, **yaml.safe_load("{" + dsn_line + "}"))
+    return as_yaml(tables({"employees": route(f"{pg.schema}.Employees", columns=columns)}, {"aurora": sink}))
 
 
 @pytest.mark.parametrize("dsn_line", [
