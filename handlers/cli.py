@@ -23,7 +23,8 @@ from handlers.cli_app import app, command, select_routes
 from handlers.cli_support import console, stop_on_signals
 from operations.assemble import build_sinks, load_config, pipeline_for
 from operations.runners import build_runners, parse_start, run_all
-from operations.stream_runner import START_POSITIONS, StreamError
+from operations.shard_runner import StreamError
+from operations.stream_runner import START_POSITIONS
 from router.errors import InvalidEventError
 from router.model import Config, Route
 from router.pipeline import Pipeline

@@ -26,7 +26,7 @@ from rich.console import Console
 
 from handlers.demo import DemoError
 from handlers.local_postgres import NoPostgresError
-from operations.stream_runner import StreamError
+from operations.shard_runner import StreamError
 from router.errors import ConfigError, InvalidEventError
 from router.log import logger
 from router.sink import SinkError

@@ -24,7 +24,8 @@ from psycopg.rows import dict_row
 
 from operations.assemble import pipeline_for
 from operations.checkpoints import PostgresCheckpoints
-from operations.stream_runner import BatchReport, StreamRunner
+from operations.shard_runner import BatchReport
+from operations.stream_runner import StreamRunner
 from router.attrs import dumps_exact
 from router.model import Config, Route
 

@@ -14,7 +14,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from operations.stream_runner import BatchReport
+from operations.shard_runner import BatchReport
 from router.attrs import dumps_exact
 from router.model import MISSING, Route
 from router.modes import SourceKind

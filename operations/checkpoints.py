@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from operations.stream_runner import Checkpoint
+from operations.shard_runner import Checkpoint
 from sinks.postgres.sink import PostgresSink
 from sinks.sql.ddl import create_schema
 

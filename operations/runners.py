@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from operations.kinesis_runner import KinesisRunner
-from operations.stream_runner import START_POSITIONS, BatchReport, Checkpoints, StreamError, StreamRunner
+from operations.shard_runner import BatchReport, Checkpoints, StreamError
+from operations.stream_runner import START_POSITIONS, StreamRunner
 from router.pipeline import Pipeline
 
 

@@ -18,7 +18,7 @@ from test_kinesis_source import KINESIS_EMPLOYEES, employee
 from operations.assemble import load_config, pipeline_for
 from operations.checkpoints import PostgresCheckpoints
 from operations.kinesis_runner import KinesisRunner
-from operations.stream_runner import BatchReport, StreamError
+from operations.shard_runner import BatchReport, StreamError
 from router.pipeline import Pipeline
 
 T0 = 1_732_957_420_000  # ApproximateCreationDateTime of the first change, in milliseconds

@@ -17,7 +17,8 @@ from moto_tables import create_employees
 
 from operations.assemble import load_config, pipeline_for
 from operations.checkpoints import PostgresCheckpoints
-from operations.stream_runner import BatchReport, Checkpoint, StreamError, StreamRunner
+from operations.shard_runner import BatchReport, Checkpoint, StreamError
+from operations.stream_runner import StreamRunner
 from router.pipeline import Pipeline
 from router.sink import TransientSinkError
 
