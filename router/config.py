@@ -25,7 +25,7 @@ from router.filter_spec import FilterSpec
 from router.filters import Filter
 from router.limits import fit_type
 from router.model import MISSING, RESERVED_COLUMNS, Capabilities, Column, Config, MaskKey, Route, SinkConfig, Source
-from router.modes import Deletes, EpochUnit, Mask, Mode, OnError, Unrouted
+from router.modes import Deletes, EpochUnit, Mask, Mode, NewAttribute, OnError, Unrouted
 from router.needs import check_declared
 from router.paths import parse_path
 from router.records import VIEW_TYPES
@@ -53,9 +53,11 @@ ROUTE_SCHEMA = {
     "table": {**_STRING, "required": True},
     "key": {"type": ["string", "list"], "required": True, "empty": False,
             "schema": {"type": "string", "empty": False}},
-    "columns": {"type": "dict", "required": True, "empty": False,
+    "columns": {"type": ["dict", "string"], "required": True, "empty": False,  # a mapping, or "auto"
                 "keysrules": {"type": "string", "empty": False},
                 "valuesrules": {"type": "dict", "nullable": True, "schema": COLUMN_SCHEMA}},
+    "auto": {"type": "boolean"},  # beside a columns mapping: the unlisted attributes become columns too
+    "on_new_attribute": {"type": "string", "allowed": list(NewAttribute)},  # absent: see _RouteBuilder._new_attribute
     "extras": {**_STRING, "nullable": True},
     "deletes": {"type": "string", "allowed": list(Deletes), "default": Deletes.HARD.value},
     "ttl_deletes": {"type": "string", "allowed": list(Deletes)},  # absent: as `deletes`
@@ -239,6 +241,7 @@ class _RouteBuilder:
         return keys[0] in self.entry and not self.errors.has_under(self.path + keys)
 
     def build(self) -> Route | None:
+        auto = self._auto()
         entry = self.entry
         sink = self._sink() if self._valid("sink") else None
         capabilities = sink.capabilities if sink else Capabilities()
@@ -267,6 +270,7 @@ class _RouteBuilder:
         if not self.errors.has_under(self.path + ("kinesis",)) and not self.errors.has_under(self.path + ("version",)):
             version = build_version(entry, self.path, self.errors)
         ttl_deletes = self._ttl_deletes() if self._valid("ttl_deletes") else None
+        on_new_attribute = self._new_attribute(auto)
         if self.errors.has_under(self.path) or version is None:
             return None
         return Route(
@@ -275,8 +279,44 @@ class _RouteBuilder:
             deletes=Deletes(entry["deletes"]), on_error=OnError(entry["on_error"]), filter=route_filter,
             log_records=entry["log_records"], kinesis=entry.get("kinesis"), version=version,
             ttl_deletes=ttl_deletes, mask_key=sink.mask_key if sink else None,
-            mode=Mode(entry["mode"]),
+            mode=Mode(entry["mode"]), auto=auto, on_new_attribute=on_new_attribute,
         )
+
+    def _auto(self) -> bool:
+        """``columns: auto`` (the key's columns listed as text, the rest added as attributes appear), or
+        ``auto: true`` beside a mapping; the entry is rewritten to the mapping form."""
+        columns, auto = self.entry.get("columns"), self.entry.get("auto")
+        if isinstance(columns, str) and self._valid("columns"):
+            if columns != "auto":
+                self.errors.add(self.path + ("columns",), f"invalid value {columns!r} (allowed: auto, or a mapping "
+                                                          "of column names to their options)")
+                return False
+            if auto is False:
+                self.errors.add(self.path + ("auto",), "auto: false contradicts columns: auto (remove auto, or "
+                                                       "list the columns)")
+            key = self.entry.get("key")
+            keys = [key] if isinstance(key, str) else key if isinstance(key, list) else []
+            self.entry = {**self.entry, "columns": {name: {} for name in keys if isinstance(name, str)}}
+            return True
+        return bool(auto) and isinstance(columns, dict)
+
+    def _new_attribute(self, auto: bool) -> NewAttribute:
+        """``on_new_attribute``; absent: add_column on an auto route, else extras where the route has an extras
+        column, else ignore. Refused where the route could not do what it says."""
+        extras = self.entry.get("extras")
+        default = NewAttribute.ADD_COLUMN if auto else NewAttribute.EXTRAS if extras else NewAttribute.IGNORE
+        if not self._valid("on_new_attribute"):
+            return default
+        chosen, where = NewAttribute(self.entry["on_new_attribute"]), self.path + ("on_new_attribute",)
+        if chosen == NewAttribute.ADD_COLUMN and not auto:
+            self.errors.add(where, "add_column needs columns: auto, or auto: true beside the columns mapping (a "
+                                   "route that lists its columns adds none)")
+        elif chosen == NewAttribute.EXTRAS and not extras:
+            self.errors.add(where, "extras needs an extras column: set extras: <column name> on the route")
+        elif chosen == NewAttribute.IGNORE and extras and not auto:
+            self.errors.add(where, f"ignore leaves the extras column {extras!r} always empty on a route without "
+                                   "auto: remove extras, or use on_new_attribute: extras")
+        return chosen
 
     def _ttl_deletes(self) -> Deletes | None:
         """An expiry may do what a delete does, or nothing: the target table and its statements are

@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from router.filters import Filter
-from router.modes import Deletes, EpochUnit, Mask, MergeStrategy, Mode, OnError, Unrouted, VersionSource
+from router.modes import Deletes, EpochUnit, Mask, MergeStrategy, Mode, NewAttribute, OnError, Unrouted, VersionSource
 from router.paths import show
 from router.types import ColumnType
 
@@ -32,6 +32,18 @@ class Column:
     @property
     def source(self) -> str:
         return show(self.path)
+
+
+@dataclass(frozen=True)
+class AddedColumn:
+    """A column added to a target for an attribute of ``columns: auto`` (issue 15), as the sink's
+    ``auto_columns`` state table records it: every container maps the attribute to this name and type."""
+
+    attribute: str                 # the top-level attribute
+    name: str                      # its column (the attribute's name, or a stand-in the sink accepts)
+    type: str                      # the route type of its first typed value (router.auto.TYPES)
+    new: bool = False              # proposed by this batch: the sink adds it before writing the rows
+    by: str | None = None          # the SequenceNumber of the record that brought it (logs; never a value)
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,9 @@ class Route:
     ttl_deletes: Deletes | None = None  # what a TTL expiry does; None: the same as ``deletes``
     mask_key: MaskKey | None = None     # the sink's HMAC key, for columns with mask: hmac_sha256
     mode: Mode = Mode.CURRENT           # history and log: a row per version, keyed by key + _cdc_version
+    auto: bool = False                  # columns: auto / auto: true: unlisted attributes become columns
+    on_new_attribute: NewAttribute = NewAttribute.IGNORE  # an attribute no column reads
+    added: tuple[AddedColumn, ...] = ()  # auto routes, as a batch writes them: the added columns (also in columns)
 
     def deletes_for(self, expiry: bool) -> Deletes:
         """What a REMOVE does to the row: ``ttl_deletes`` for a TTL expiry, else ``deletes``."""

@@ -28,6 +28,15 @@ class OnError(StrEnum):
     DEAD_LETTER = "dead_letter"  # store it with the reason; the stream moves on
 
 
+class NewAttribute(StrEnum):
+    """What a route does with an attribute no column reads (``on_new_attribute:``, issue 15)."""
+
+    ADD_COLUMN = "add_column"    # add a column for it to the target, in the batch's transaction (auto routes)
+    EXTRAS = "extras"            # keep it in the route's extras column
+    IGNORE = "ignore"            # leave it out
+    DEAD_LETTER = "dead_letter"  # set the record aside with the reason
+
+
 class Mask(StrEnum):
     """How a column hides its value before it leaves the function (``mask:``)."""
 

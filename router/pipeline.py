@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from router import auto
 from router.errors import InvalidEventError, RecordError, RouteConfigError, SourceMismatchError, UnroutedRecordError
 from router.log import logger
 from router.masking import SecretReader
@@ -86,6 +87,8 @@ def paused_collector() -> Iterator[None]:
         gc.enable()
 
 
+MAX_REREADS = 3  # times a batch reads its sink's added columns again before it is retried whole
+
 Parser = Callable[[Any], list[ChangeRecord]]
 """A source's event parser: a Lambda event in, change records out (``InvalidEventError`` if not its kind)."""
 
@@ -103,7 +106,8 @@ class Pipeline:
         self.sinks = dict(sinks)
         self.parse = parse
         self.read_secret = read_secret  # the mask keys' secrets (router.masking)
-        self.transforms = {name: RouteTransform(route, read_secret) for name, route in config.routes.items()}
+        self.transforms = {name: RouteTransform(route, read_secret, config.sinks[route.sink].capabilities)
+                           for name, route in config.routes.items()}
         self._warned: set[tuple[str, str]] = set()  # (route, column) whose absent attribute was logged
 
     @paused_collector()
@@ -113,11 +117,16 @@ class Pipeline:
     def process_records(self, records: list[ChangeRecord]) -> BatchResult:
         """``process`` for records built elsewhere: the backfill makes INSERTs of version 0."""
         result = BatchResult(records, {name: RouteStats() for name in self.config.routes})
+        unread = self._read_added_columns()
+        if unread is not None:
+            result.failure = unread
+            self._log(result)
+            return result
         plan = self._plan(records)
         self._count_substitutes(result)
         failure = plan.failure
         for sink_name in sorted({c.route.sink for c in plan.changes} | {d.route.sink for d in plan.dead_letters}):
-            sink_failure = self._apply_sink(self.sinks[sink_name], plan, result)
+            sink_failure = self._apply_sink(self.sinks[sink_name], plan, result, records)
             if sink_failure and (failure is None or sink_failure.index < failure.index):
                 failure = sink_failure
         result.failure = failure
@@ -132,7 +141,23 @@ class Pipeline:
 
     # -- route and transform ------------------------------------------------------------
 
+    def _read_added_columns(self, sink_name: str | None = None) -> Failure | None:
+        """Each auto route's added columns as its sink records them: on the container's first batch, and
+        (``sink_name``) when the sink found that another container added some since."""
+        for transform in self.transforms.values():
+            route = transform.route
+            if transform.auto is not None and (sink_name == route.sink or not transform.auto.loaded):
+                try:
+                    transform.auto.load(self.sinks[route.sink].added_columns(route))
+                except SinkError as exc:
+                    return Failure(0, f"sink {route.sink!r}: cannot read the added columns: {exc}", route.name,
+                                   transient=exc.transient)
+        return None
+
     def _plan(self, records: list[ChangeRecord]) -> _Plan:
+        autos = [t.auto for t in self.transforms.values() if t.auto is not None]
+        for each in autos:
+            each.begin()
         plan = _Plan()
         for record in records:
             try:
@@ -144,6 +169,11 @@ class Pipeline:
                 break
             plan.changes.extend(changes)
             plan.dead_letters.extend(dead_letters)
+        if autos:
+            for name, changes in _by_route(plan.changes).items():
+                added = self.transforms[name].auto
+                if added is not None:
+                    auto.finish(added, changes)
         return plan
 
     def _transform(self, record: ChangeRecord) -> tuple[list[Change], list[DeadLetter]]:
@@ -167,7 +197,8 @@ class Pipeline:
                     raise RecordError(record.error)
                 change = self.transforms[route.name](record)
             except RecordError as exc:
-                if route.on_error != OnError.DEAD_LETTER or isinstance(exc, RouteConfigError):
+                dead_letter = route.on_error == OnError.DEAD_LETTER or isinstance(exc, auto.NewAttributeError)
+                if not dead_letter or isinstance(exc, RouteConfigError):
                     exc.route = route.name
                     raise
                 dead_letters.append(DeadLetter(route, record, str(exc)))
@@ -178,15 +209,24 @@ class Pipeline:
 
     # -- apply ----------------------------------------------------------------------------
 
-    def _apply_sink(self, sink: Sink, plan: _Plan, result: BatchResult) -> Failure | None:
+    def _apply_sink(self, sink: Sink, plan: _Plan, result: BatchResult, records: list[ChangeRecord]) -> Failure | None:
         """Apply one sink's share; on a rejected change, dead-letter it or cut the batch there."""
         plan = _Plan([c for c in plan.changes if c.route.sink == sink.name],
                      [d for d in plan.dead_letters if d.route.sink == sink.name])
         failure: Failure | None = None
+        rereads = 0
         while plan.changes or plan.dead_letters:
             batches = _batches(reduce_changes(plan.changes), [self._masked(d) for d in plan.dead_letters])
             try:
                 stats = sink.apply(batches)
+            except auto.AddedColumnsChangedError as exc:
+                # another container added columns: read them, transform the sink's records again (issue 15)
+                rereads += 1
+                unread = self._read_added_columns(sink.name) if rereads <= MAX_REREADS else None
+                if rereads > MAX_REREADS or unread is not None:
+                    return unread or _sink_failure(sink, batches, exc)
+                plan, failure = self._replan(sink, records, failure)
+                continue
             except RejectedChangeError as exc:
                 if exc.change is None:
                     return _sink_failure(sink, batches, exc)
@@ -197,8 +237,22 @@ class Pipeline:
             for batch in batches:
                 result.stats[batch.route.name].add(_without_expiries(batch, stats.get(batch.route.name, RouteStats())))
                 result.stats[batch.route.name].dead_lettered += len(batch.dead_letters)
+                columns = self.transforms[batch.route.name].auto
+                if columns is not None and batch.changes:
+                    columns.confirm(batch.route)
             break
         return failure
+
+    def _replan(self, sink: Sink, records: list[ChangeRecord], failure: Failure | None) -> tuple[_Plan, Failure | None]:
+        """The sink's share of the batch transformed anew (after its added columns were read again)."""
+        whole = self._plan(records)
+        for transform in self.transforms.values():
+            transform.tally.drain()  # counted on the first transform of the batch
+        if whole.failure is not None and (failure is None or whole.failure.index < failure.index):
+            failure = whole.failure
+        end = failure.index if failure is not None else len(records)
+        return _Plan([c for c in whole.changes if c.route.sink == sink.name and c.record.index < end],
+                     [d for d in whole.dead_letters if d.route.sink == sink.name and d.record.index < end]), failure
 
     def _masked(self, letter: DeadLetter) -> DeadLetter:
         """The dead letter as it may be stored: masked columns' values masked in the record."""
@@ -265,6 +319,13 @@ def _after_rejection(plan: _Plan, exc: RejectedChangeError, failure: Failure | N
         return _Plan(remaining, plan.dead_letters + [DeadLetter(change.route, record, reason)]), failure
     cut = Failure(record.index, reason, change.route.name)
     return plan.before(record.index), cut if failure is None or cut.index < failure.index else failure
+
+
+def _by_route(changes: list[Change]) -> dict[str, list[Change]]:
+    grouped: dict[str, list[Change]] = {}
+    for change in changes:
+        grouped.setdefault(change.route.name, []).append(change)
+    return grouped
 
 
 def _without_expiries(batch: RouteBatch, stats: RouteStats) -> RouteStats:

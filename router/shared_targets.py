@@ -47,6 +47,9 @@ def _conflict(other: Route, route: Route) -> tuple[str, str] | None:
         return "source", (f"its source is DynamoDB table {other.source!r}, and changes of two tables cannot be "
                           "ordered against each other (their SequenceNumbers are not comparable): give each "
                           "source table a target table of its own")
+    if other.auto or route.auto:  # each would add columns the other never writes, and leave them behind
+        return "columns", ("a route with columns: auto (or auto: true) needs a table of its own: the columns it "
+                           "adds would keep their values when a row moves to the other route")
     if other.mode != route.mode:
         return "mode", f"with mode: {other.mode}; routes sharing a table must agree on it"
     if other.key != route.key or other.deletes != route.deletes:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from router.model import Capabilities, Route, SinkConfig
+from router.model import AddedColumn, Capabilities, Route, SinkConfig
 from router.modes import Op
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class RouteStats:
     expired: int = 0               # TTL expiries received, whatever ttl_deletes did with them
     dead_lettered: int = 0
     failed: int = 0                # records reported back to Lambda for retry
+    columns_added: int = 0         # columns added to the target for new attributes (columns: auto)
     defaults: Counter[str] = field(default_factory=Counter)   # column -> rows that took its default
     fallbacks: Counter[str] = field(default_factory=Counter)  # column -> rows that took its fallback
 
@@ -154,6 +155,11 @@ class Sink:
     def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
         """Write every batch in one transaction; return the counts per route name."""
         raise NotImplementedError
+
+    def added_columns(self, route: Route) -> list[AddedColumn]:
+        """The columns added to the route's target for ``columns: auto``, as recorded; a sink that keeps no
+        record has none (its rows take any column)."""
+        return []
 
     def ddl(self, route: Route) -> list[str]:
         """Statements that create the route's target table."""

@@ -14,10 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from router import attrs, masking
+from router.auto import AutoColumns
 from router.casts import from_epoch
 from router.errors import CastError, RecordError
-from router.model import MISSING, Column, Route
-from router.modes import Deletes, Mask
+from router.model import MISSING, Capabilities, Column, Route
+from router.modes import Deletes, Mask, NewAttribute
 from router.needs import RouteNeeds, missing_new_image, view_problem
 from router.paths import MISSING_VALUE, lookup
 from router.records import NEW_IMAGE, ChangeRecord
@@ -30,8 +31,12 @@ _EXTRAS_TYPE = parse_type("jsonb")
 
 
 class RouteTransform:
-    def __init__(self, route: Route, read_secret: masking.SecretReader | None = None):
+    def __init__(self, route: Route, read_secret: masking.SecretReader | None = None,
+                 capabilities: Capabilities | None = None, *, frozen: bool = False):
         self.route = route
+        # columns: auto, and on_new_attribute: dead_letter: the unlisted attributes (router.auto, issue 15)
+        self.auto = (AutoColumns(route, capabilities or Capabilities(), frozen=frozen)
+                     if route.auto or route.on_new_attribute == NewAttribute.DEAD_LETTER else None)
         self.read_secret = read_secret  # for the HMAC key of masked columns
         self.columns = route.columns
         self.key_columns = route.key_columns
@@ -81,7 +86,11 @@ class RouteTransform:
         if self.filter is None or self.filter(image):
             self.tally.rows += 1
             row = {name: read(image) for name, read in self._readers(record)}
-            if self.route.extras is not None:
+            if self.auto is not None:
+                extras = self.auto.fill(row, image, record)
+                if self.route.extras is not None:
+                    row[self.route.extras] = self._cast_extras(extras)
+            elif self.route.extras is not None:
                 row[self.route.extras] = self._extras(image)
             return Change(self.route, UPSERT, self._key(row), row, self.version(record), record)
         if record.event_name == "INSERT" or not self._was_selected(record, needs_old):
@@ -119,7 +128,9 @@ class RouteTransform:
         return key
 
     def _extras(self, image: dict[str, Any]) -> dict[str, Any]:
-        extras = {name: attrs.to_python(av) for name, av in image.items() if name not in self.mapped}
+        return self._cast_extras({name: attrs.to_python(av) for name, av in image.items() if name not in self.mapped})
+
+    def _cast_extras(self, extras: dict[str, Any]) -> dict[str, Any]:
         try:
             return _EXTRAS_TYPE.cast(extras)
         except CastError as exc:

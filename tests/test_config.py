@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TYPES = ("text, varchar(n), smallint, integer, bigint, numeric[(p[,s])], real, double precision, boolean, date, "
          "timestamp, timestamptz, uuid, json, jsonb, bytea, or an array of a scalar type such as text[]")
 QUOTE_HINT = '(quote values with [ ] { } : # in them, e.g. type: "text[]")'
-ROUTE_KEYS = ("columns, deletes, extras, filter, key, kinesis, log_records, mode, on_error, sink, source, table, "
-              "ttl_deletes, version")
+ROUTE_KEYS = ("auto, columns, deletes, extras, filter, key, kinesis, log_records, mode, on_error, on_new_attribute, sink, "
+              "source, table, ttl_deletes, version")
 COLUMN_KEYS = "default, epoch, fallback, from, mask, type"
 
 
