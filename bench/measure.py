@@ -1,5 +1,5 @@
-"""The three things measured in-process or in a fresh one: handler throughput, the Python
-side with the database taken out, and the cold start."""
+"""Measured in-process or in a fresh one: handler throughput and the cold start; the sink with the
+database taken out, for the Python side (``bench.python_side``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from operations.assemble import pipeline_for
-from router.model import Config
 from router.sink import DELETE, RouteBatch, RouteStats
 from sinks.postgres import PostgresSink
 
@@ -66,28 +64,6 @@ class DrySink(PostgresSink):
         if letters:
             self._encode_dead_letters(letters)
         return stats
-
-
-def python_cost(config: Config, payloads: Sequence[str], repeat: int = 3) -> float:
-    """Microseconds of CPU per record for parse, route, transform, reduce and encoding the statement's rows.
-
-    CPU time of this (single-threaded) process, the best of ``repeat`` passes: on an idle
-    machine it equals wall time, on a busy one it is not inflated by other processes.
-    """
-    sinks = {name: DrySink(sink_config, [r for r in config.routes.values() if r.sink == name])
-             for name, sink_config in config.sinks.items()}
-    pipeline = pipeline_for(config, sinks)
-    best, records = float("inf"), 0
-    for _ in range(repeat):
-        elapsed, records = 0.0, 0
-        for payload in payloads:
-            event = json.loads(payload)
-            start = time.process_time()
-            pipeline.process(event)
-            elapsed += time.process_time() - start
-            records += len(event["Records"])
-        best = min(best, elapsed)
-    return best / records * 1e6
 
 
 _COLD_START = """\

@@ -11,9 +11,9 @@ import sys
 from psycopg import sql
 
 import handlers.lambda_handler as lambda_handler
-from bench import ceiling, report
+from bench import ceiling, python_side, report
 from bench.db import BenchDatabase
-from bench.measure import cold_start, python_cost, quiet, run_handler
+from bench.measure import cold_start, quiet, run_handler
 from bench.reference import ReferenceHandler, create_table_sql
 from bench.workload import WORKLOADS, events
 from operations.assemble import load_config
@@ -42,14 +42,14 @@ class Bench:
                     workload_stats.setdefault(name, report.workload_stats(payloads))
                     self._log(f"{name}: batch {batch:,}, prefill {prefill:,}")
                     self.cells.append(self.cell(name, batch, prefill, payloads))
-        python_us = self.python_side()
+        python = self.python_costs()
         self._log("cold start")
         cold = cold_start({"CDC_BENCH_SCHEMA": args.schema, "CDC_ROUTER_CONFIG": os.environ["CDC_ROUTER_CONFIG"]},
                           runs=3 if args.quick else 7)
         machine = {**self.db.machine(), "load_average": {"start": load_before, "end": os.getloadavg()}}
-        print(report.table(machine, self.cells, python_us, cold))
+        print(report.table(machine, self.cells, python, cold))
         settings = {k: (str(v) if k == "json" else v) for k, v in vars(args).items()}
-        document = report.document(machine, settings, workload_stats, self.cells, python_us, cold)
+        document = report.document(machine, settings, workload_stats, self.cells, python, cold)
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         print(f"\nwritten: {args.json}")
 
@@ -83,14 +83,14 @@ class Bench:
         self.db.fill([target], route, WORKLOADS["employees"], prefill)
         return run_handler(self.reference, payloads, expect_response=False, budget=self.args.reference_budget)
 
-    def python_side(self) -> dict[str, float]:
+    def python_costs(self) -> list[python_side.PythonCost]:
         """CPU microseconds per record with the database taken out, at the largest batch size up to 1,000."""
         batch = max([b for b in self.args.batch_sizes if b <= 1_000] or self.args.batch_sizes)
-        result = {}
+        result = []
         for name in self.args.routes:
             self._log(f"{name}: Python side")
             payloads = self._payloads(name, batch, 0)
-            result[name] = python_cost(self.config, payloads, repeat=1 if self.args.quick else 3)
+            result.append(python_side.measure(self.config, name, payloads, passes=1 if self.args.quick else 5))
         return result
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from bench import python_side
 from bench.workload import WORKLOADS, events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,12 @@ def test_quick_benchmark_writes_every_cell_and_drops_its_schema(database_url: st
     assert set(result["python_us_per_record"]) == {"employees", "kinesis", "wide"}
     assert result["cold_start"]["median_ms"] > 0
     assert result["machine"]["synchronous_commit"] and result["machine"]["cores"] >= 1
-    assert {t["target"] for t in result["targets"]} == {"Python side per Employees record (us)", "cold start (ms)"}
+    assert {t["target"] for t in result["targets"]} == {"Python side per employees record (us)",
+                                                        "Python side per wide record (us)", "cold start (ms)"}
+    for route in ("employees", "kinesis", "wide"):
+        side = result["python_side"][route]
+        assert side["us"] > 0 and side["json_loads_us"] > 0 and set(side["stages"]) == set(python_side.STAGES)
+    assert "json.loads" in done.stdout
     assert "cdc-router" in done.stdout and "per-record" in done.stdout  # the printed table
 
     with psycopg.connect(database_url) as conn:
