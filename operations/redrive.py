@@ -48,8 +48,9 @@ def retry(pipeline: Pipeline, routes: Sequence[str] = ()) -> list[Outcome]:
     would fail the same way.
     """
     outcomes = []
+    strict: dict[str, Pipeline] = {}  # one per route, built on first use: a pipeline builds every transform
     for sink, letter in list(stored(pipeline, routes)):
-        outcome = _retry_one(pipeline, sink, letter)
+        outcome = _retry_one(pipeline, strict, sink, letter)
         outcomes.append(outcome)
         if outcome.applied:
             sink.remove_dead_letters([letter.id])
@@ -58,14 +59,16 @@ def retry(pipeline: Pipeline, routes: Sequence[str] = ()) -> list[Outcome]:
     return outcomes
 
 
-def _retry_one(pipeline: Pipeline, sink: Sink, letter: StoredDeadLetter) -> Outcome:
+def _retry_one(pipeline: Pipeline, strict: dict[str, Pipeline], sink: Sink, letter: StoredDeadLetter) -> Outcome:
     route = pipeline.config.routes.get(letter.route)
     if route is None:
         return Outcome(letter, sink.name, False, reason=f"route {letter.route!r} is no longer in "
                                                           f"{pipeline.config.path}")
-    strict = dataclasses.replace(route, on_error=OnError.FAIL)
-    config = dataclasses.replace(pipeline.config, routes={route.name: strict}, unrouted=Unrouted.FAIL)
-    result = Pipeline(config, pipeline.sinks, pipeline.parse, pipeline.read_secret).process({"Records": [letter.record]})
+    if route.name not in strict:
+        alone = dataclasses.replace(pipeline.config, routes={route.name: dataclasses.replace(route, on_error=OnError.FAIL)},
+                                    unrouted=Unrouted.FAIL)
+        strict[route.name] = Pipeline(alone, pipeline.sinks, pipeline.parse, pipeline.read_secret)
+    result = strict[route.name].process({"Records": [letter.record]})
     if result.failure is None:
         return Outcome(letter, sink.name, True, stats=result.stats[route.name])
     return Outcome(letter, sink.name, False, reason=result.failure.reason, transient=result.failure.transient)
