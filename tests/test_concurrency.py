@@ -121,3 +121,82 @@ def test_two_routes_writing_one_table_at_once_lose_no_update(pg: Any, make_pipel
     assert all(key in newest for key in rows)
     # AND no writer ever deadlocked the other: rows are locked in one order by every route (issue 12, finding 10)
     assert retried == []
+
+
+# Writer B gives up on a lock after 20 s: if it queued behind writer A, it fails instead of hanging.
+BOUNDED = TWO_ROUTES.replace("    application_name: {app}\n", "    application_name: {app}\n    lock_timeout_ms: 20000\n")
+
+
+def blocked_writer(pg: Any, make_pipeline: Any) -> tuple[Any, Any, Stream]:
+    """Writers A and B, and rows 1..1000 written by A (version 100 on)."""
+    apps = [f"cdc-conc-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    a, b = (make_pipeline(pg, template=template, deletes="hard", app=app)
+            for template, app in zip((TWO_ROUTES, BOUNDED), apps))
+    stream = Stream("Employees", start=100)
+    seed = [stream.insert({"Id": k, "empName": f"v{k}", "empDepartment": "x"}) for k in range(1, 1001)]
+    assert a.process(event(seed)).response == {"batchItemFailures": []}
+    return a, b, stream
+
+
+def waiting(pg: Any, app: str) -> list[str]:
+    """The lock types a writer's backend waits on now."""
+    rows = pg.conn.execute("SELECT l.locktype FROM pg_stat_activity s JOIN pg_locks l ON l.pid = s.pid AND NOT l.granted "
+                           "WHERE s.application_name = %s", (app,)).fetchall()
+    return [r["locktype"] for r in rows]
+
+
+def test_writers_of_disjoint_keys_of_a_hard_delete_table_do_not_wait_on_each_other(pg: Any, make_pipeline: Any) -> None:
+    # GIVEN writer A mid-batch on the odd keys 1..999 (held up by a row lock on key 1, its locks taken)
+    a, b, stream = blocked_writer(pg, make_pipeline)
+    app_a = a.sinks["aurora"].config.options["application_name"]
+    odd = [stream.modify({"Id": k, "empName": f"a{k}", "empDepartment": "x"}) for k in range(1, 1000, 2)]
+    lock = RowLock(pg.url, pg.schema, "Employees", "Id", 1)
+    results: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: results.update(a=a.process(event(odd))))
+    try:
+        thread.start()
+        wait_until_blocked(pg.conn, app_a)
+        # WHEN writer B applies a batch of the even keys, upserts and deletes, while A's transaction is open
+        even = [stream.remove({"Id": k}) if k % 10 == 0 else
+                stream.modify({"Id": k, "empName": f"b{k}", "empDepartment": "y"}) for k in range(2, 1001, 2)]
+        done = b.process(event(even))
+        # THEN B completes without waiting for A, which is still waiting on the row lock alone
+        assert done.response == {"batchItemFailures": []}, done.failure
+        assert waiting(pg, app_a) == ["transactionid"]
+    finally:
+        lock.release()
+    thread.join(30)
+    assert results["a"].response == {"batchItemFailures": []}
+    rows = {r["Id"]: r["Name"] for r in pg.rows("Employees")}
+    assert rows == {k: ("a" if k % 2 else "b") + str(k) for k in range(1, 1001) if k % 10}
+
+
+def test_writers_of_overlapping_keys_wait_for_each_other_and_converge(pg: Any, make_pipeline: Any) -> None:
+    # GIVEN writer A mid-batch on keys 1..500 (held up by a row lock on key 1, its locks taken)
+    a, b, stream = blocked_writer(pg, make_pipeline)
+    apps = [p.sinks["aurora"].config.options["application_name"] for p in (a, b)]
+    older = Stream("Employees", start=50_000)  # B's changes are older than A's, which come later on the clock
+    b_batch = [older.remove({"Id": 2}), older.insert({"Id": 3000, "empName": "b3000", "empDepartment": "y"}),
+               older.modify({"Id": 400, "empName": "b400", "empDepartment": "y"})]
+    a_batch = [Stream("Employees", start=90_000).modify({"Id": k, "empName": f"a{k}", "empDepartment": "x"})
+               for k in range(1, 501)]
+    lock = RowLock(pg.url, pg.schema, "Employees", "Id", 1)
+    results: dict[str, Any] = {}
+    threads = [threading.Thread(target=lambda: results.update(a=a.process(event(a_batch)))),
+               threading.Thread(target=lambda: results.update(b=b.process(event(b_batch))))]
+    try:
+        threads[0].start()
+        wait_until_blocked(pg.conn, apps[0])
+        # WHEN writer B applies a batch sharing keys 2 and 400 with A's
+        threads[1].start()
+        wait_until_blocked(pg.conn, apps[1])
+        # THEN B waits for A's key locks (not on a row: it has not touched one yet)
+        assert waiting(pg, apps[1]) == ["advisory"]
+    finally:
+        lock.release()
+    for thread in threads:
+        thread.join(30)
+    assert [r.response for r in results.values()] == [{"batchItemFailures": []}] * 2
+    # AND the table holds the newest change of every key: A's upserts, B's new key 3000
+    rows = {r["Id"]: r["Name"] for r in pg.rows("Employees")}
+    assert rows == {**{k: f"v{k}" for k in range(501, 1001)}, **{k: f"a{k}" for k in range(1, 501)}, 3000: "b3000"}

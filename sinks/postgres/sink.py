@@ -120,12 +120,14 @@ class PostgresSink(SqlSink):
         # One round trip: BEGIN ... COMMIT travel in one pipeline and the server answers at the Sync.
         # If a statement fails, the server skips the rest up to the Sync, COMMIT included, and the
         # transaction is rolled back (``connection()`` clears the aborted state before the next use).
-        locks = sorted(set().union(*(statements.row_locks(self._targets[b.route.name], (c.key for c in b.changes))
-                                     for b in batches if not b.route.versioned)))
+        keys: dict[str, list[tuple[Any, ...]]] = {}
+        for batch in batches:
+            if not batch.route.versioned:
+                keys.setdefault(self._targets[batch.route.name], []).extend(c.key for c in batch.changes)
         with conn.pipeline():
             conn.execute("BEGIN")
-            if locks:
-                conn.execute(statements.LOCK_ROWS, ([t for t, _ in locks], [b for _, b in locks]))
+            for lock, lock_params in statements.batch_locks(keys):
+                conn.execute(lock, lock_params)
             cursors = [(batch, conn.execute(query, params, prepare=True)) for batch, query, params in work]
             if letters:
                 conn.execute(self._dead_letter_sql, (self._encode_dead_letters(letters),))

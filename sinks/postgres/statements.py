@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import uuid
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -133,25 +133,62 @@ def apply_statement(route: Route, state_schema: str) -> sql.Composed:
     return sql.SQL(_APPLY).format(**parts)
 
 
-# Writers of the same rows take transaction advisory locks first, in one sorted statement, so that they
+# Writers of the same rows take transaction advisory locks first, in one sorted order, so that they
 # cannot deadlock: without them two writers whose upserts and deletes touch overlapping keys in other
 # orders deadlock each other (issue 12: 7 in 5 trials on soft-delete and ignore routes), each costing one
 # of Lambda's retries. Hard deletes need them besides: a stale upsert whose snapshot predates a concurrent
 # delete's tombstone would insert the row again (it finds no tombstone and no row to wait on); the apply
-# statement's snapshot, taken after the locks, sees the other writer's commit. Keys share 64 buckets
-# per target so that a 10,000-record batch takes few slots of the server's lock table.
+# statement's snapshot, taken after the locks, sees the other writer's commit.
+#
+# Two levels, so that writers of disjoint keys do not wait on each other (issue 19) and a batch of 10,000
+# keys still takes few slots of the server's lock table (max_locks_per_transaction x max_connections):
+# - a target with at most KEY_LOCKS_UP_TO keys in the batch locks each key (an int8 lock: the target's
+#   crc32 above the key's crc32; two batches of 1,000 keys share one by chance about once in 4,300 pairs),
+#   after SHARE locks on the keys' buckets among the target's 64 (int4, int4 locks);
+# - a target with more keys takes its buckets EXCLUSIVE, as every batch did before: it waits for the
+#   key-level writers of those buckets and they for it.
+# Every writer takes buckets before keys, each in ascending order, in one statement each: no cycle.
 LOCK_BUCKETS = 64
-LOCK_ROWS = sql.SQL("SELECT count(pg_advisory_xact_lock(l.t, l.b)) FROM unnest(%s::int[], %s::int[]) AS l(t, b)")
+KEY_LOCKS_UP_TO = 1_000
+LOCK_BUCKETS_SQL = sql.SQL(
+    "SELECT count(CASE WHEN l.x THEN pg_advisory_xact_lock(l.t, l.b) ELSE pg_advisory_xact_lock_shared(l.t, l.b) END)"
+    " FROM unnest(%s::int[], %s::int[], %s::bool[]) AS l(t, b, x)")
+LOCK_KEYS_SQL = sql.SQL("SELECT count(pg_advisory_xact_lock(l.k)) FROM unnest(%s::int8[]) AS l(k)")
 
 
-def row_locks(target: str, keys: Iterable[tuple[Any, ...]]) -> set[tuple[int, int]]:
-    """The advisory locks (target hash, bucket) that guard ``keys`` of ``target``.
+def _key_hash(key: tuple[Any, ...]) -> int:
+    """crc32 because every process must agree (Python's hash() is salted per process) and it costs
+    a fraction of a microsecond per key; keys are compared as text, so 1 and Decimal('1') agree."""
+    return zlib.crc32("\x1f".join(map(str, key)).encode())
 
-    crc32 because every process must agree (Python's hash() is salted per process) and it costs
-    a fraction of a microsecond per key; keys are compared as text, so 1 and Decimal('1') agree.
-    """
-    table = zlib.crc32(target.encode()) - 2**31  # into int4's range
-    return {(table, zlib.crc32("\x1f".join(map(str, key)).encode()) % LOCK_BUCKETS) for key in keys}
+
+def _target_hash(target: str) -> int:
+    return zlib.crc32(target.encode()) - 2**31  # into int4's range
+
+
+def row_locks(target: str, keys: Iterable[tuple[Any, ...]]) -> set[int]:
+    """The key-level advisory locks (int8) that guard ``keys`` of ``target``."""
+    table = _target_hash(target) << 32
+    return {table | _key_hash(key) for key in keys}
+
+
+def batch_locks(keys: Mapping[str, Iterable[tuple[Any, ...]]]) -> list[tuple[sql.SQL, tuple[list[Any], ...]]]:
+    """The lock statements, with their parameters, for the keys a batch writes, by target."""
+    buckets: set[tuple[int, int, bool]] = set()
+    fine: set[int] = set()
+    for target, target_keys in keys.items():
+        hashes, table = {_key_hash(key) for key in target_keys}, _target_hash(target)
+        exclusive = len(hashes) > KEY_LOCKS_UP_TO
+        buckets.update((table, h % LOCK_BUCKETS, exclusive) for h in hashes)
+        if not exclusive:
+            fine.update((table << 32) | h for h in hashes)
+    statements: list[tuple[sql.SQL, tuple[list[Any], ...]]] = []
+    if buckets:
+        ordered = sorted(buckets)
+        statements.append((LOCK_BUCKETS_SQL, tuple(list(column) for column in zip(*ordered))))
+    if fine:
+        statements.append((LOCK_KEYS_SQL, (sorted(fine),)))
+    return statements
 
 
 def _json_default(value: Any) -> Any:
