@@ -30,11 +30,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=30_000, help="records per measurement (at least 3 batches)")
     parser.add_argument("--reference-budget", type=float, default=10.0,
                         help="seconds after which the per-record comparison stops (it is slow on big tables)")
+    parser.add_argument("--writers", type=sizes, default=[1, 2, 4],
+                        help="concurrent writers of the concurrency section (0: skip it)")
+    parser.add_argument("--writer-batches", type=int, default=30, help="batches of 1,000 per writer in that section")
+    parser.add_argument("--targets", action="store_true",
+                        help="issue 19's comparison alone: employees and wide at batch 1,000 on a 1,000,000-row table, "
+                             "and the concurrency section")
     parser.add_argument("--schema", default="cdc_bench", help="schema of its own, dropped at the end")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="where to write the results")
     args = parser.parse_args(argv)
+    args.writer_batch, args.writer_prefill = 1_000, 100_000
+    if args.targets:
+        args.routes, args.batch_sizes, args.prefill = ["employees", "wide"], [1_000], [1_000_000]
     if args.quick:
         args.batch_sizes, args.prefill, args.records, args.reference_budget = [10, 50], [0, 500], 100, 0.5
+        args.writers, args.writer_batches, args.writer_batch, args.writer_prefill = [1, 2], 2, 50, 500
+    args.writers = [w for w in args.writers if w > 0]
     return args
 
 

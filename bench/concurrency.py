@@ -235,6 +235,19 @@ def document(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return [{**asdict(r), "records_per_second": r.rate, "waiting_share": r.waiting_share} for r in runs]
 
 
+def targets(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Issue 19: with disjoint keys no writer waits on another's locks; with overlapping keys the table converges."""
+    found = []
+    for r in runs:
+        if r.keys == "disjoint" and r.writers > 1:
+            found.append({"target": f"disjoint keys, {r.writers} writers: writer samples waiting on a lock",
+                          "value": r.waiting, "goal": "0", "met": r.waiting == 0})
+        if r.keys == "overlapping" and r.writers > 1:
+            found.append({"target": f"overlapping keys, {r.writers} writers: keys not converged",
+                          "value": r.mismatches, "goal": "0", "met": r.mismatches == 0})
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     sizes = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
     parser = argparse.ArgumentParser(prog="python -m bench.concurrency", description=__doc__.split("\n\n")[0])

@@ -26,6 +26,12 @@ class Cell:
     reference_records: int = 0
     copy: float | None = None
     staged: float | None = None
+    router_db_us: float | None = None  # database time per record (bench.server): cdc-router's transactions
+    staged_db_us: float | None = None  # and the staged COPY upsert's, on the same batches
+
+    @property
+    def db_ratio(self) -> float | None:
+        return self.router_db_us / self.staged_db_us if self.router_db_us and self.staged_db_us else None
 
     @property
     def of_staged(self) -> float | None:
@@ -77,7 +83,20 @@ def targets(cells: Sequence[Cell], python: Sequence[PythonCost], cold_ms: float)
         if cost.target_us is not None:
             add(f"Python side per {cost.route} record (us)", cost.us, f"<= {cost.target_us:g}", bool(cost.met))
     add("cold start (ms)", cold_ms, "< 300", cold_ms < 300)
+    for route, share in (("employees", 0.60), ("wide", 0.50)):  # issue 19, at batch 1,000 on 1,000,000 rows
+        cell = by.get((route, 1_000, 1_000_000))
+        if cell and cell.of_staged is not None:
+            add(f"{route} batch 1,000, 1,000,000 rows: share of the staged COPY upsert", cell.of_staged,
+                f">= {share:.2f}", cell.of_staged >= share)
+        if cell and cell.db_ratio is not None:
+            add(f"{route} batch 1,000, 1,000,000 rows: database time per record / the staged upsert's",
+                cell.db_ratio, "<= 1.5", cell.db_ratio <= 1.5)
     return found
+
+
+def describe_targets(found: Sequence[dict[str, Any]]) -> str:
+    return "\n".join(["Targets:"] + [f"  {'met    ' if t['met'] else 'NOT met'} {t['target']}: {t['value']:,.3g} "
+                                      f"(goal {t['goal']})" for t in found])
 
 
 def _rate(value: float | None) -> str:
@@ -121,7 +140,8 @@ def document(machine: dict[str, Any], settings: dict[str, Any], workload: dict[s
              python: Sequence[PythonCost], cold: dict[str, float]) -> dict[str, Any]:
     return {
         "machine": machine, "settings": settings, "workload": workload,
-        "results": [{**asdict(c), "of_staged": c.of_staged, "vs_reference": c.vs_reference} for c in cells],
+        "results": [{**asdict(c), "of_staged": c.of_staged, "vs_reference": c.vs_reference, "db_ratio": c.db_ratio}
+                    for c in cells],
         "python_us_per_record": {cost.route: cost.us for cost in python}, "python_side": python_side.document(python),
         "cold_start": cold, "targets": targets(cells, python, cold["median_ms"]),
     }

@@ -11,13 +11,14 @@ import sys
 from psycopg import sql
 
 import handlers.lambda_handler as lambda_handler
-from bench import ceiling, python_side, report
+from bench import ceiling, concurrency, python_side, report, server
 from bench.db import BenchDatabase
 from bench.measure import cold_start, quiet, run_handler
 from bench.reference import ReferenceHandler, create_table_sql
 from bench.workload import WORKLOADS, events
 from operations.assemble import load_config
 from router.log import logger
+from sinks.postgres import PostgresSink
 
 REFERENCE_TABLE = "reference_employees"
 
@@ -43,13 +44,22 @@ class Bench:
                     self._log(f"{name}: batch {batch:,}, prefill {prefill:,}")
                     self.cells.append(self.cell(name, batch, prefill, payloads))
         python = self.python_costs()
+        writers = concurrency.section(self.url, self.db, self.config, os.environ["CDC_ROUTER_CONFIG"],
+                                      {"CDC_BENCH_SCHEMA": args.schema, "CDC_ROUTER_CONFIG": os.environ["CDC_ROUTER_CONFIG"]},
+                                      args.writers, args.writer_batches, args.writer_batch, args.writer_prefill, self._log)
         self._log("cold start")
         cold = cold_start({"CDC_BENCH_SCHEMA": args.schema, "CDC_ROUTER_CONFIG": os.environ["CDC_ROUTER_CONFIG"]},
                           runs=3 if args.quick else 7)
         machine = {**self.db.machine(), "load_average": {"start": load_before, "end": os.getloadavg()}}
         print(report.table(machine, self.cells, python, cold))
+        print("\n" + server.table(self.cells))
+        if writers:
+            print("\n" + concurrency.table(writers, args.writer_batch, args.writer_batches, args.writer_prefill))
         settings = {k: (str(v) if k == "json" else v) for k, v in vars(args).items()}
         document = report.document(machine, settings, workload_stats, self.cells, python, cold)
+        document["concurrency"] = concurrency.document(writers)
+        document["targets"] += concurrency.targets(writers)
+        print("\n" + report.describe_targets(document["targets"]))
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         print(f"\nwritten: {args.json}")
 
@@ -64,15 +74,24 @@ class Bench:
         ceilings = ceiling.Ceilings(self.url, route)
         try:
             self.db.reset(route, workload, prefill, ceilings.staged_table)
-            records, seconds = run_handler(self.handler, payloads, after=ceilings.after)
+            with server.ServerClock(self._sink(route.sink)) as clock:
+                records, seconds = run_handler(self.handler, payloads, after=ceilings.after)
         finally:
             ceilings.close()
         cell = report.Cell(name, batch, prefill, records, router=records / seconds,
-                           copy=records / ceilings.copy_seconds, staged=records / ceilings.staged_seconds)
+                           copy=records / ceilings.copy_seconds, staged=records / ceilings.staged_seconds,
+                           router_db_us=server.us_per_record(clock.seconds, records),
+                           staged_db_us=server.us_per_record(ceilings.staged_seconds, records))
         if name == "employees":
             cell.reference_records, seconds = self._reference(payloads, prefill)
             cell.reference = cell.reference_records / seconds
         return cell
+
+    @staticmethod
+    def _sink(name: str) -> PostgresSink:
+        sink = lambda_handler.pipeline.sinks[name]
+        assert isinstance(sink, PostgresSink)
+        return sink
 
     def _reference(self, payloads: list[str], prefill: int) -> tuple[int, float]:
         route = self.config.routes["employees"]

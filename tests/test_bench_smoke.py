@@ -52,13 +52,19 @@ def test_quick_benchmark_writes_every_cell_and_drops_its_schema(database_url: st
     assert set(result["python_us_per_record"]) == {"employees", "kinesis", "wide"}
     assert result["cold_start"]["median_ms"] > 0
     assert result["machine"]["synchronous_commit"] and result["machine"]["cores"] >= 1
-    assert {t["target"] for t in result["targets"]} == {"Python side per employees record (us)",
-                                                        "Python side per wide record (us)", "cold start (ms)"}
+    assert {t["target"] for t in result["targets"]} == {
+        "Python side per employees record (us)", "Python side per wide record (us)", "cold start (ms)",
+        "disjoint keys, 2 writers: writer samples waiting on a lock", "overlapping keys, 2 writers: keys not converged"}
     for route in ("employees", "kinesis", "wide"):
         side = result["python_side"][route]
         assert side["us"] > 0 and side["json_loads_us"] > 0 and set(side["stages"]) == set(python_side.STAGES)
     assert "json.loads" in done.stdout
+    assert all(cell["router_db_us"] > 0 and cell["staged_db_us"] > 0 for cell in cells.values())
+    runs = {(r["keys"], r["writers"]): r for r in result["concurrency"]}
+    assert set(runs) == {(keys, writers) for keys in ("disjoint", "overlapping") for writers in (1, 2)}
+    assert all(r["records"] == writers * 2 * 50 and r["mismatches"] == 0 for (_, writers), r in runs.items())
     assert "cdc-router" in done.stdout and "per-record" in done.stdout  # the printed table
+    assert "Database time per record" in done.stdout and "Concurrent writers" in done.stdout
 
     with psycopg.connect(database_url) as conn:
         left = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
