@@ -18,15 +18,15 @@ import click
 from rich.rule import Rule
 from rich.text import Text
 
-from handlers import cli_backfill, cli_check, cli_deploy, cli_recover  # noqa: F401  (register their subcommands)
-from handlers.cli_app import app, command, select_routes
+from handlers import cli_backfill, cli_check, cli_deploy, cli_recover, cli_schema  # noqa: F401  (register their subcommands)
+from handlers.cli_app import app, command
 from handlers.cli_support import console, stop_on_signals
-from operations.assemble import build_sinks, load_config, pipeline_for
+from operations.assemble import load_config, pipeline_for
 from operations.runners import build_runners, parse_start, run_all
 from operations.shard_runner import StreamError
 from operations.stream_runner import START_POSITIONS
 from router.errors import InvalidEventError
-from router.model import Config, Route
+from router.model import Config
 from router.pipeline import Pipeline
 from router.sink import Sink
 
@@ -59,96 +59,6 @@ def validate(config: Path | None, debug: bool) -> None:
     console.print(f"{loaded.path} is valid: {len(loaded.routes)} route(s), {len(loaded.sinks)} sink(s)")
     for where in loaded.unresolved:
         console.print(Text(f"note: {where}; commands that connect need it", style="yellow"))
-
-
-# -- schema ---------------------------------------------------------------------------------
-
-
-@command
-@click.option("--route", multiple=True, help="Only this route (repeatable).")
-@click.option("--apply", is_flag=True, help="Create the sink's state tables and the missing target tables.")
-@click.option("--check", is_flag=True, help="Compare the live tables with the routes; exit 1 on drift, "
-                                            "printing the statements that fix it.")
-def schema(config: Path | None, route: tuple[str, ...], apply: bool, check: bool, debug: bool) -> None:
-    """Print, apply or check the target tables.
-
-    Without options, prints the DDL. --apply creates what is missing. --check compares each
-    live table with its route (missing table or column, type, primary key, version column)
-    and exits 1 on drift, printing the statements that fix it.
-    """
-    loaded = load_config(config, offline=not apply and not check)  # printing the DDL connects to nothing
-    routes = select_routes(loaded, route)
-    sinks = build_sinks(loaded)
-    try:
-        if not apply and not check:
-            _print_ddl(sinks, routes)
-        if apply:
-            _apply_ddl(sinks, routes)
-        drifted = check and not _check(sinks, routes)
-    finally:
-        for sink in sinks.values():
-            sink.close()
-    if drifted:
-        sys.exit(1)
-
-
-def _print_ddl(sinks: dict[str, Sink], routes: list[Route]) -> None:
-    for name, sink in sinks.items():
-        mine = [r for r in routes if r.sink == name]
-        statements = sink.state_ddl() + [s for r in mine for s in sink.ddl(r)] if mine else []
-        for statement in dict.fromkeys(statements):
-            click.echo(f"{statement};\n")
-        grants = sink.grants(mine) if mine else []
-        if grants:
-            click.echo(f"-- sink {name}: what the database user the function writes as needs\n")
-            for statement in grants:
-                click.echo(f"{statement};\n")
-
-
-def _apply_ddl(sinks: dict[str, Sink], routes: list[Route]) -> None:
-    for name, sink in sinks.items():
-        mine = [r for r in routes if r.sink == name]
-        if mine:
-            missing = _missing_tables(sink, mine)
-            sink.apply_ddl(mine)
-            console.print(f"sink {name}: " + _applied(mine, missing))
-
-
-def _missing_tables(sink: Sink, routes: list[Route]) -> list[Route] | None:
-    """The routes whose target table does not exist yet; None where the sink cannot tell."""
-    try:
-        return [r for r in routes if any(drift.problem == "missing table" for drift in sink.check(r))]
-    except NotImplementedError:
-        return None
-
-
-def _applied(routes: list[Route], missing: list[Route] | None) -> str:
-    tables = lambda chosen: ", ".join(r.qualified_table for r in chosen)  # noqa: E731
-    if missing is None:
-        return f"state tables and {tables(routes)} created unless they existed (existing tables are left as they are)"
-    there = [r for r in routes if r not in missing]
-    return "; ".join(part for part in (
-        f"created {tables(missing)}" if missing else "",
-        f"{tables(there)} already there, left as they are (schema --check compares them)" if there else "",
-    ) if part) + "; state tables in place"
-
-
-def _check(sinks: dict[str, Sink], routes: list[Route]) -> bool:
-    from handlers.render import drift_table
-
-    targets = [drift for route in routes for drift in sinks[route.sink].check(route)]
-    drifts = [drift for name in sorted({route.sink for route in routes}) for drift in sinks[name].check_state()]
-    fixes = list(dict.fromkeys(statement for drift in drifts for statement in drift.fix))  # state DDL once
-    drifts += targets
-    if not drifts:
-        console.print(f"no drift: {len(routes)} target table(s) match their routes")
-        return True
-    console.print(drift_table(drifts))
-    console.print("-- statements that fix it:")
-    for statement in fixes + [statement for drift in drifts if drift.route != "(state)" for statement in drift.fix]:
-        click.echo(f"{statement};")
-    console.print("-- or run: cdc-router schema --apply")
-    return False
 
 
 # -- replay ---------------------------------------------------------------------------------

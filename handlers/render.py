@@ -77,11 +77,12 @@ def stats_table(stats: Mapping[str, RouteStats], title: str | None = None) -> Ta
     return table
 
 
-def drift_table(drifts: Iterable[Drift]) -> Table:
-    table = _table("schema drift", ["route", "table", "problem", "column", "expected", "actual"])
+def drift_table(drifts: Iterable[Drift], title: str = "schema drift") -> Table:
+    names = ("route", "table", "problem", "column", "expected", "actual", "kind")
+    table = _table(title, [*names[:-1], "fix"])
     for drift in drifts:
         table.add_row(*(value(getattr(drift, name)) if getattr(drift, name) is not None else Text("")
-                        for name in ("route", "table", "problem", "column", "expected", "actual")))
+                        for name in names))
     return table
 
 

@@ -99,3 +99,11 @@ class ViewType(StrEnum):
     NEW_IMAGE = "NEW_IMAGE"
     KEYS_ONLY = "KEYS_ONLY"
     OLD_IMAGE = "OLD_IMAGE"
+
+
+class Fix(StrEnum):
+    """What a drift's fix does to the data, hence when ``cdc-router schema --apply`` runs it."""
+
+    ADDITIVE = "additive"        # a new table, column or index: nothing stored changes; always run
+    DESTRUCTIVE = "destructive"  # a type, key or dropped column: may fail or lose values; with --allow-destructive
+    BY_HAND = "by hand"          # the database cannot do it in place: never run; the drift's note says what to do

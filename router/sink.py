@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.model import AddedColumn, Capabilities, Route, SinkConfig
-from router.modes import Op
+from router.modes import Fix, Op
 
 if TYPE_CHECKING:
     from router.records import ChangeRecord
@@ -127,10 +127,13 @@ class Drift:
     route: str
     table: str                     # schema.table
     problem: str                   # missing table | missing column | type mismatch | missing/different primary key
-    column: str | None = None
+    column: str | None = None      # | missing index | extra column
     expected: str | None = None
     actual: str | None = None
     fix: tuple[str, ...] = ()
+    kind: Fix = Fix.ADDITIVE       # what running ``fix`` does to the data, hence when ``schema --apply`` runs it
+    note: str | None = None        # what the fix costs, or (Fix.BY_HAND) what to do instead
+    alone: bool = False            # each fix statement outside a transaction block (Redshift's ALTER COLUMN TYPE)
 
 
 class Sink:
@@ -183,6 +186,10 @@ class Sink:
     def check(self, route: Route) -> list[Drift]:
         """How the route's live target table differs from the route; empty when it matches."""
         raise NotImplementedError(f"sink type {self.config.type!r} cannot check its tables")
+
+    def apply_fixes(self, drifts: Sequence[Drift]) -> None:
+        """Run the ``fix`` statements of ``drifts`` (from ``check``/``check_state``), in order."""
+        raise NotImplementedError(f"sink type {self.config.type!r} cannot change its tables")
 
     def explain(self, batches: Sequence[RouteBatch]) -> list[str]:
         """The statements ``apply`` would run for ``batches``, for dry runs; nothing by default."""

@@ -17,7 +17,9 @@ Redshift would:
 - primary keys are declared, not enforced: the constraint is dropped after CREATE TABLE, and
   tests look for duplicate rows themselves (``duplicate_keys``);
 - the Data API's limits: at most 40 statements per call and 100 KB per statement, else the
-  call is refused as a whole, as ``ValidationException`` would.
+  call is refused as a whole, as ``ValidationException`` would;
+- ALTER COLUMN ... TYPE changes only the length of a VARCHAR, and never inside a transaction block
+  (a BatchExecuteStatement call is one): https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ _TOKENS = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|[^'\"]+", re.S)
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _LAYOUT = re.compile(r"\) DISTKEY \([^)]*\) SORTKEY \([^)]*\)$")
 _CREATED_TABLE = re.compile(r'CREATE TABLE IF NOT EXISTS "((?:[^"]|"")+)"\."((?:[^"]|"")+)"')
+_ALTER_TYPE = re.compile(r'ALTER TABLE "((?:[^"]|"")+)"\."((?:[^"]|"")+)" ALTER COLUMN "((?:[^"]|"")+)" TYPE (.+)$',
+                         re.S)
 
 
 def install_shims(url: str) -> None:
@@ -170,11 +174,13 @@ class PostgresTransport:
         self.calls.append([statement])
         self.deadlines.append(deadline)
         with psycopg.connect(self.url, options=SESSION) as conn:
+            _alter_type_allowed(conn, Statement(statement), fold_identifiers(statement), alone=True)
             cursor = conn.execute(_PARAMETER.sub(r"%(\1)s", fold_identifiers(statement)), dict(params))
             return QueryResult(cursor.fetchall() if cursor.description else [], max(cursor.rowcount, 0))
 
     def _run(self, conn: psycopg.Connection[Any], statement: Statement, index: int) -> int:
         text = _LAYOUT.sub(")", fold_identifiers(statement.sql))  # accepted, and nothing to do on Postgres
+        _alter_type_allowed(conn, statement, text, alone=False)
         try:
             cursor = conn.execute(text)
             created = _CREATED_TABLE.match(text)
@@ -198,6 +204,22 @@ def _within_limits(statements: Sequence[Statement]) -> None:
     for statement in statements:
         if len(statement.sql.encode("utf-8")) > MAX_STATEMENT_BYTES:
             raise statement_error(statement, "ValidationException: Cannot process query string larger than 100kB")
+
+
+def _alter_type_allowed(conn: psycopg.Connection[Any], statement: Statement, text: str, alone: bool) -> None:
+    """Redshift's ALTER COLUMN TYPE: a VARCHAR's length only, outside a transaction block (ExecuteStatement)."""
+    altered = _ALTER_TYPE.match(text)
+    if not altered:
+        return
+    if not alone:
+        raise statement_error(statement, "ERROR: ALTER TABLE ALTER COLUMN cannot run inside a transaction block")
+    schema, table, column = (name.replace('""', '"') for name in altered.groups()[:3])
+    found = conn.execute("SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = "
+                         "%s::regclass AND a.attname = %s", (sql.Identifier(schema, table).as_string(conn), column))
+    current = (found.fetchone() or ("",))[0]
+    if not (altered.group(4).upper().startswith("VARCHAR") and current.startswith("character varying")):
+        raise statement_error(statement, f"ERROR: target data type {altered.group(4)} is not supported; "
+                                         "ALTER COLUMN TYPE changes only the length of a VARCHAR column")
 
 
 def _drop_primary_key(conn: psycopg.Connection[Any], schema: str, table: str) -> None:
@@ -224,6 +246,12 @@ def warehouse_pg(redshift_shims: str) -> Iterator[PgTarget]:
     """A second pair of schemas: the Redshift sink's target and state tables, beside ``pg``'s."""
     with pg_target(redshift_shims) as target:
         yield target
+
+
+@pytest.fixture
+def warehouse_cli(monkeypatch: pytest.MonkeyPatch, redshift_shims: str) -> None:
+    """The command line's Redshift sinks talk to the test PostgreSQL instead of the Data API."""
+    monkeypatch.setattr("sinks.redshift.sink.DataApiTransport", lambda *args, **kwargs: PostgresTransport(redshift_shims))
 
 
 def on_postgres(pipeline: Pipeline, url: str) -> Pipeline:

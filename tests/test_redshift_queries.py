@@ -11,6 +11,7 @@ from typing import Any
 from botocore.stub import ANY
 from test_redshift_data_api import NOW, STATEMENT_ID, TARGET, Warehouse
 
+from router.modes import Fix
 from router.sink import Drift, StoredDeadLetter
 
 SUBMITTED = {"Id": STATEMENT_ID, "CreatedAt": NOW, "Database": "dev", "WorkgroupName": "analytics"}
@@ -91,5 +92,7 @@ def test_a_redshift_column_of_another_type_is_drift_with_its_fix() -> None:
     sink = warehouse.pipeline.sinks["warehouse"]
     with warehouse.stubber:
         drifts = sink.check(sink.routes[0])
+    # a VARCHAR's length: destructive, run alone (Redshift alters a column type outside a transaction block only)
     assert drifts == [Drift("employees", "public.Employees", "type mismatch", "Name", "VARCHAR(80)", "VARCHAR(20)",
-                            ('ALTER TABLE "public"."Employees" ALTER COLUMN "Name" TYPE VARCHAR(80)',))]
+                            ('ALTER TABLE "public"."Employees" ALTER COLUMN "Name" TYPE VARCHAR(80)',),
+                            Fix.DESTRUCTIVE, drifts[0].note, alone=True)]

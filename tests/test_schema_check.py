@@ -5,6 +5,7 @@ leaves no drift."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import EMPLOYEES
 from psycopg import sql
 
 from operations.assemble import build_sinks, load_config
+from router.modes import Fix
 from router.sink import Drift
 from sinks.postgres.statements import POSTGRES
 
@@ -38,38 +40,46 @@ def _t(statement: str, schema: str) -> str:
     return statement.replace("SCHEMA", schema)
 
 
-@pytest.mark.parametrize("alter, problem, column, expected, actual, fix", [
+A, D, H = Fix.ADDITIVE, Fix.DESTRUCTIVE, Fix.BY_HAND
+
+
+@pytest.mark.parametrize("alter, problem, column, expected, actual, fix, kind", [
     # the table as the route creates it: nothing to report
-    ("", None, None, None, None, None),
-    # a column the route writes is gone
+    ("", None, None, None, None, None, None),
+    # a column the route writes is gone: adding it back changes no stored value
     ('ALTER TABLE {t} DROP COLUMN "Department"', "missing column", "Department", "varchar(10)", None,
-     'ALTER TABLE "SCHEMA"."Employees" ADD COLUMN "Department" varchar(10)'),
-    # a column of another type (the catalog says "character varying(20)" for varchar(20))
+     'ALTER TABLE "SCHEMA"."Employees" ADD COLUMN "Department" varchar(10)', A),
+    # a column of another type (the catalog says "character varying(20)" for varchar(20)): may fail or cut
     ('ALTER TABLE {t} ALTER COLUMN "Name" TYPE text', "type mismatch", "Name", "varchar(20)", "text",
-     'ALTER TABLE "SCHEMA"."Employees" ALTER COLUMN "Name" TYPE varchar(20) USING "Name"::varchar(20)'),
+     'ALTER TABLE "SCHEMA"."Employees" ALTER COLUMN "Name" TYPE varchar(20) USING "Name"::varchar(20)', D),
     # the same type, another length: shown in the route's words, not the catalog's "character varying(30)"
     ('ALTER TABLE {t} ALTER COLUMN "Name" TYPE varchar(30)', "type mismatch", "Name", "varchar(20)", "varchar(30)",
-     'ALTER TABLE "SCHEMA"."Employees" ALTER COLUMN "Name" TYPE varchar(20) USING "Name"::varchar(20)'),
+     'ALTER TABLE "SCHEMA"."Employees" ALTER COLUMN "Name" TYPE varchar(20) USING "Name"::varchar(20)', D),
     # the version column the guard needs; existing rows get 0, older than any stream record
     ('ALTER TABLE {t} DROP COLUMN "_cdc_version"', "missing column", "_cdc_version", "numeric", None,
-     'ALTER TABLE "SCHEMA"."Employees" ADD COLUMN "_cdc_version" numeric NOT NULL DEFAULT 0'),
-    # no primary key: ON CONFLICT has nothing to conflict on
+     'ALTER TABLE "SCHEMA"."Employees" ADD COLUMN "_cdc_version" numeric NOT NULL DEFAULT 0', A),
+    # no primary key: ON CONFLICT has nothing to conflict on; adding one fails on repeated keys
     ('ALTER TABLE {t} DROP CONSTRAINT "Employees_pkey"', "missing primary key", None, "Id", None,
-     'ALTER TABLE "SCHEMA"."Employees" ADD PRIMARY KEY ("Id")'),
+     'ALTER TABLE "SCHEMA"."Employees" ADD PRIMARY KEY ("Id")', D),
     # a primary key on other columns
     ('ALTER TABLE {t} DROP CONSTRAINT "Employees_pkey", ADD CONSTRAINT "pk" PRIMARY KEY ("Id", "Name")',
      "different primary key", None, "Id", "Id, Name",
-     'ALTER TABLE "SCHEMA"."Employees" DROP CONSTRAINT "pk", ADD PRIMARY KEY ("Id")'),
+     'ALTER TABLE "SCHEMA"."Employees" DROP CONSTRAINT "pk", ADD PRIMARY KEY ("Id")', D),
+    # a column no route writes (dropped from the config, or renamed there): dropping it loses its values
+    ('ALTER TABLE {t} ADD COLUMN "Title" text', "extra column", "Title", None, "text",
+     'ALTER TABLE "SCHEMA"."Employees" DROP COLUMN "Title"', D),
 ])
 def test_drift_is_found_and_its_fix_removes_it(checked: Callable[[str], list[Drift]], pg: Any, alter: str,
                                                problem: str | None, column: str | None, expected: str | None,
-                                               actual: str | None, fix: str | None) -> None:
+                                               actual: str | None, fix: str | None, kind: Fix | None) -> None:
     drifts = checked(alter)
     if problem is None:
         assert drifts == []
         return
     table = f"{pg.schema}.Employees"
-    assert drifts == [Drift("employees", table, problem, column, expected, actual, (_t(fix, pg.schema),))]
+    assert [replace(d, note=None) for d in drifts] == [
+        Drift("employees", table, problem, column, expected, actual, (_t(fix, pg.schema),), kind)]
+    assert kind == A or drifts[0].note  # what a destructive fix costs is said
     for statement in drifts[0].fix:
         pg.conn.execute(statement)
     assert checked("") == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -17,10 +18,11 @@ import pytest
 from click.testing import CliRunner, Result
 from factories import Stream, event
 from psycopg import sql
-from redshift_on_postgres import BOTH_SINKS, EMPLOYEES_ROUTE, PostgresTransport
+from redshift_on_postgres import BOTH_SINKS, EMPLOYEES_ROUTE
 
 from handlers.cli import app
-from router.sink import Drift
+from router.modes import Fix
+from router.sink import Drift, SinkError
 from sinks.redshift.transport import Statement
 from sinks.sql.rows import tombstone_key
 
@@ -42,12 +44,6 @@ BOTH_FROM_ONE_SOURCE = BOTH_SINKS + EMPLOYEES_ROUTE + EMPLOYEES_ROUTE.replace(
 
 def cli(*args: Any) -> Result:
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture
-def warehouse_cli(monkeypatch: pytest.MonkeyPatch, redshift_shims: str) -> None:
-    """The command line's Redshift sinks talk to the test PostgreSQL instead of the Data API."""
-    monkeypatch.setattr("sinks.redshift.sink.DataApiTransport", lambda *args, **kwargs: PostgresTransport(redshift_shims))
 
 
 # -- one tombstone key encoding ---------------------------------------------------------------
@@ -153,41 +149,62 @@ def test_redshift_dead_letters_are_numbered_after_the_highest_id(
 # -- drift of a Redshift route -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alter, problem, column, expected, actual, fix", [
+A, D, H = Fix.ADDITIVE, Fix.DESTRUCTIVE, Fix.BY_HAND
+
+
+@pytest.mark.parametrize("alter, problem, column, expected, actual, fix, kind", [
     # the table as the route creates it: nothing to report
-    ("", None, None, None, None, None),
+    ("", None, None, None, None, None, None),
     # a column the route writes is gone (Redshift's catalog names it in lower case)
     ('ALTER TABLE {t} DROP COLUMN "department"', "missing column", "Department", "VARCHAR(40)", None,
-     ['ALTER TABLE "W"."Employees" ADD COLUMN "Department" VARCHAR(40)']),
-    # a shorter varchar: Redshift changes a VARCHAR's length, with no USING
+     ['ALTER TABLE "W"."Employees" ADD COLUMN "Department" VARCHAR(40)'], A),
+    # a shorter varchar: Redshift changes a VARCHAR's length, with no USING, outside a transaction block
     ('ALTER TABLE {t} ALTER COLUMN "name" TYPE VARCHAR(10)', "type mismatch", "Name", "VARCHAR(80)", "VARCHAR(10)",
-     ['ALTER TABLE "W"."Employees" ALTER COLUMN "Name" TYPE VARCHAR(80)']),
+     ['ALTER TABLE "W"."Employees" ALTER COLUMN "Name" TYPE VARCHAR(80)'], D),
+    # any other type change is not possible in place: the column is dropped and added (backfill --columns fills it)
+    ('ALTER TABLE {t} DROP COLUMN "name", ADD COLUMN "name" BIGINT', "type mismatch", "Name", "VARCHAR(80)", "BIGINT",
+     ['ALTER TABLE "W"."Employees" DROP COLUMN "Name"', 'ALTER TABLE "W"."Employees" ADD COLUMN "Name" VARCHAR(80)'],
+     D),
+    # a key column's type: neither (it is the PRIMARY KEY, and may be the DISTKEY): by hand, recreating the table
+    ('ALTER TABLE {t} ALTER COLUMN "id" TYPE INTEGER', "type mismatch", "Id", "BIGINT", "INTEGER", [], H),
     # the version column the guard needs; existing rows get 0
     ('ALTER TABLE {t} DROP COLUMN "_cdc_version"', "missing column", "_cdc_version", "DECIMAL(38,0)", None,
-     ['ALTER TABLE "W"."Employees" ADD COLUMN "_cdc_version" DECIMAL(38,0) NOT NULL DEFAULT 0']),
+     ['ALTER TABLE "W"."Employees" ADD COLUMN "_cdc_version" DECIMAL(38,0) NOT NULL DEFAULT 0'], A),
+    # a column no route writes
+    ('ALTER TABLE {t} ADD COLUMN "title" VARCHAR(20)', "extra column", "title", None, "VARCHAR(20)",
+     ['ALTER TABLE "W"."Employees" DROP COLUMN "title"'], D),
     # another primary key: Redshift does not enforce keys, and the guard does not rely on them
-    ('ALTER TABLE {t} ADD PRIMARY KEY ("id", "name")', None, None, None, None, None),
+    ('ALTER TABLE {t} ADD PRIMARY KEY ("id", "name")', None, None, None, None, None, None),
 ])
 def test_schema_check_on_a_redshift_route(alter: str, problem: str | None, column: str | None, expected: str | None,
-                                          actual: str | None, fix: list[str] | None, pg: Any, warehouse_pg: Any,
-                                          make_both_pipeline: Any, write_config: Any, warehouse_cli: None) -> None:
+                                          actual: str | None, fix: list[str] | None, kind: Fix | None, pg: Any,
+                                          warehouse_pg: Any, make_both_pipeline: Any, write_config: Any,
+                                          warehouse_cli: None) -> None:
     sink = make_both_pipeline(pg, BOTH_FROM_ONE_SOURCE).sinks["warehouse"]  # its tables created
     route = next(route for route in sink.routes if route.name == "employees_warehouse")
     if alter:
         warehouse_pg.conn.execute(alter.format(t=sql.Identifier(warehouse_pg.schema, "employees").as_string(None)))
     fixes = [statement.replace('"W"', f'"{warehouse_pg.schema}"') for statement in fix or []]
-    assert sink.check(route) == ([] if problem is None else [
+    drifts = sink.check(route)
+    assert [replace(d, note=None, alone=False) for d in drifts] == ([] if problem is None else [
         Drift("employees_warehouse", f"{warehouse_pg.schema}.Employees", problem, column, expected, actual,
-              tuple(fixes))])
+              tuple(fixes), kind)])
     # the command line reports the same, with the fixing statements
     path = write_config(BOTH_FROM_ONE_SOURCE, pg, wschema=warehouse_pg.schema, wstate=warehouse_pg.state_schema,
                         deletes="hard", on_error="fail")
     checked = cli("schema", "-c", path, "--route", "employees_warehouse", "--check")
     assert checked.exit_code == (0 if problem is None else 1), checked.output
     assert all(f"{statement};" in checked.output for statement in fixes)
-    # and the fix, run as Redshift would run it, leaves no drift
-    if fixes:
-        sink.transport.execute([Statement(statement) for statement in fixes])
+    if kind == H:  # no statement: the note says how; the stand-in refuses the ALTER as Redshift does
+        assert "recreate the table" in (drifts[0].note or "") and "recreate the table" in checked.output
+        alter = f'ALTER TABLE "{warehouse_pg.schema}"."Employees" ALTER COLUMN "Id" TYPE BIGINT'
+        with pytest.raises(SinkError, match="ALTER COLUMN cannot run inside a transaction block"):
+            sink.transport.execute([Statement(alter)])
+        with pytest.raises(SinkError, match="changes only the length of a VARCHAR"):
+            sink.transport.query(alter, {})
+        return
+    # and the fix, run as Redshift would run it (a VARCHAR's length alone, by ExecuteStatement), leaves no drift
+    sink.apply_fixes(drifts)
     assert sink.check(route) == []
 
 

@@ -26,6 +26,7 @@ CROSS JOIN unnest(k.conkey) WITH ORDINALITY AS u(attnum, position)
 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
 WHERE n.nspname = %s AND c.relname = %s AND k.contype = 'p'
 GROUP BY k.conname"""
+_INDEXES = "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s"
 
 
 def live_table(conn: psycopg.Connection[Any], route: Route) -> LiveTable | None:
@@ -34,7 +35,8 @@ def live_table(conn: psycopg.Connection[Any], route: Route) -> LiveTable | None:
     if not columns:
         return None
     key = conn.execute(_PRIMARY_KEY, route.target).fetchone()
-    return LiveTable(dict(columns), tuple(key[1]) if key else (), key[0] if key else None)
+    indexes = frozenset(row[0] for row in conn.execute(_INDEXES, route.target))
+    return LiveTable(dict(columns), tuple(key[1]) if key else (), key[0] if key else None, indexes)
 
 
 _KEY_TYPE = """SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a

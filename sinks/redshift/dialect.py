@@ -145,12 +145,14 @@ def table_layout(keys: Sequence[str], distkey: str | None = None, distribution: 
 
 def sql_dialect(distribution: str) -> Dialect:
     """Redshift as the SQL sink base sees it. Its catalog folds names to lower case; it has no
-    indexes, no ALTER ... USING, one change per ALTER TABLE; primary keys are declared but not
+    indexes, no ALTER ... USING, one change per ALTER TABLE; ALTER COLUMN TYPE changes only the length of a
+    VARCHAR that is not in a key, and not inside a transaction block
+    (https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html); primary keys are declared but not
     enforced (the sink's guard does not rely on them), so they are not checked; parameters are ``:name``
     (https://docs.aws.amazon.com/redshift/latest/mgmt/data-api-calling.html#data-api-calling-considerations)."""
     return Dialect(column_type=column_type, types=REDSHIFT_TYPES, placeholder=lambda name: sql.SQL(":" + name),
                    document_text="JSON_SERIALIZE({})", indexes=False, folds_case=True, alter_type_using=False,
-                   combined_alter=False, keys_enforced=False,
+                   varchar_length_only=True, combined_alter=False, keys_enforced=False,
                    layout=lambda keys, distkey: table_layout(keys, distkey, distribution), as_text=as_text)
 
 

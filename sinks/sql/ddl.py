@@ -41,15 +41,19 @@ def table_key(route: Route) -> tuple[str, ...]:
     return (*route.key, VERSION_COLUMN) if route.versioned else route.key
 
 
-def _versions_index(route: Route) -> sql.Composed:
-    """What a history table is read by (its current versions) or a log (time)."""
+def route_indexes(route: Route, dialect: Dialect) -> dict[str, sql.Composed]:
+    """The secondary indexes a route's table is read by, by name: a history table's current versions,
+    a log's time. None on a dialect without indexes, or for a table of current rows."""
+    if not (route.versioned and dialect.indexes):
+        return {}
     table = sql.Identifier(route.schema, route.table)
     if route.mode == Mode.HISTORY:
-        return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}) WHERE {} IS NULL").format(
-            sql.Identifier(f"{route.table}_current"[:63]), table,
-            sql.SQL(", ").join(map(sql.Identifier, route.key)), sql.Identifier(VALID_TO))
-    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
-        sql.Identifier(f"{route.table}_time"[:63]), table, sql.Identifier(TIME_COLUMN))
+        name = f"{route.table}_current"[:63]
+        return {name: sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}) WHERE {} IS NULL").format(
+            sql.Identifier(name), table, sql.SQL(", ").join(map(sql.Identifier, route.key)), sql.Identifier(VALID_TO))}
+    name = f"{route.table}_time"[:63]
+    return {name: sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+        sql.Identifier(name), table, sql.Identifier(TIME_COLUMN))}
 
 
 def create_schema(schema: str) -> sql.Composed:
@@ -78,8 +82,7 @@ def route_ddl(route: Route, dialect: Dialect) -> list[sql.Composed]:
                for name, type_name in target_columns(route, dialect)]
     table = create_table(sql.Identifier(route.schema, route.table), columns, [primary_key(key)],
                          dialect.layout(key, None))
-    index = [_versions_index(route)] if route.versioned and dialect.indexes else []
-    return schema_ddl(route.schema) + [table, *index]
+    return schema_ddl(route.schema) + [table, *route_indexes(route, dialect).values()]
 
 
 def _state_columns(columns: Sequence[tuple[str, str, bool]], dialect: Dialect) -> list[tuple[str, str]]:

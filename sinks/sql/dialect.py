@@ -38,6 +38,8 @@ class Dialect:
     indexes: bool = True                              # has secondary indexes (the tombstones' purge index)
     folds_case: bool = False                          # its catalog names every identifier in lower case
     alter_type_using: bool = True                     # ALTER COLUMN ... TYPE takes a USING conversion
+    varchar_length_only: bool = False                 # ALTER COLUMN ... TYPE changes only a VARCHAR's length,
+                                                      # of a non-key column, outside a transaction block
     combined_alter: bool = True                       # one ALTER TABLE may drop and add constraints at once
     keys_enforced: bool = True                        # primary keys are enforced, so a missing one is drift
     catalog_names: Mapping[str, str] = field(default_factory=dict)  # our type name -> its catalog's prefix

@@ -96,6 +96,16 @@ class SqlSink(Sink):
         """How the route's live target table differs from the route; empty when it matches."""
         return drift.differences(route, self._live_table(route), self.dialect)
 
+    def apply_fixes(self, drifts: Sequence[Drift]) -> None:
+        """The fixes in one transaction (per Data API call on Redshift), in order; then, one statement at a
+        time, those that cannot run inside a transaction block (``Drift.alone``)."""
+        together = [(statement, None if d.route == "(state)" else d.route) for d in drifts if not d.alone
+                    for statement in d.fix]
+        if together:
+            self._run(list(dict.fromkeys(together)))  # the state tables' DDL comes once per missing table
+        for statement in (statement for d in drifts if d.alone for statement in d.fix):
+            self._query(sql.Composed([sql.SQL(statement)]), {})  # ExecuteStatement on Redshift: no transaction block
+
     def check_state(self) -> list[Drift]:
         """A missing state table: the first batch would fail on it (issue 12), so ``schema --check`` says so."""
         query = sql.SQL("SELECT table_name FROM information_schema.tables WHERE table_schema = {}").format(
