@@ -104,3 +104,17 @@ def test_allow_destructive_goes_with_apply(pg: Any, write_config: Any) -> None:
     path = write_config(tables({"employees": route(f"{pg.schema}.Employees")}, {"aurora": postgres(pg.state_schema)}), pg)
     result = CliRunner().invoke(app, ["schema", "-c", str(path), "--allow-destructive"])
     assert result.exit_code == 2 and "--allow-destructive goes with --apply" in result.output
+
+
+def test_columns_an_auto_route_added_are_not_extra(pg: Any, make_pipeline: Any, write_config: Any) -> None:
+    # GIVEN an auto route's table with a column beyond the listed ones (as an attribute adds it)
+    auto = tables({"employees": route(f"{pg.schema}.Employees", columns={"Id": {"type": "bigint"}}, auto=True)},
+                  {"aurora": postgres(pg.state_schema)})
+    make_pipeline(pg, auto)
+    pg.conn.execute(f'ALTER TABLE "{pg.schema}"."Employees" ADD COLUMN "Nickname" text')
+    path = write_config(auto, pg)
+    # THEN it is no drift, and --apply drops nothing, even with --allow-destructive
+    assert cli("schema", "-c", path, "--check").exit_code == 0
+    assert cli("schema", "-c", path, "--apply", "--allow-destructive").exit_code == 0
+    assert pg.rows("Employees") == [] and "Nickname" in {c.name for c in pg.conn.execute(
+        f'SELECT * FROM "{pg.schema}"."Employees"').description}
