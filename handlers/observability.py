@@ -37,6 +37,7 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "cdc-router")
 # RouteStats field -> metric name
 COUNTS = {"upserted": "RecordsApplied", "stale": "RecordsStale", "deleted": "RecordsDeleted",
           "expired": "RecordsExpired", "dead_lettered": "RecordsDeadLettered", "failed": "RecordsFailed"}
+COLUMNS_ADDED = "ColumnsAdded"  # routes with columns: auto (issue 15): columns added to the target
 LAG = "ReplicationLagMs"
 DEFAULTS, FALLBACKS = "DefaultsApplied", "FallbacksApplied"  # per route and column
 
@@ -90,6 +91,8 @@ def publish(result: BatchResult, config: Config) -> None:
         _route_metrics.add_dimension(name="route", value=route.name)
         for field, name in COUNTS.items():
             _route_metrics.add_metric(name=name, unit=MetricUnit.Count, value=getattr(stats, field))
+        if route.auto:
+            _route_metrics.add_metric(name=COLUMNS_ADDED, unit=MetricUnit.Count, value=stats.columns_added)
         if lag is not None:
             _route_metrics.add_metric(name=LAG, unit=MetricUnit.Milliseconds, value=round(max(lag, 0.0), 1))
         _route_metrics.flush_metrics()

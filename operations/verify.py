@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 from operations.assemble import read_secret
 from operations.backfill import insert_record
+from router import auto
 from router.attrs import to_python
 from router.errors import RecordError
-from router.model import Route
+from router.model import AddedColumn, Route
 from router.modes import OnError
 from router.reduce import reduce_changes
 from router.sink import Change
@@ -54,6 +55,8 @@ class Differences:
 class Comparison(Protocol):
     """The sink's side; ``operations.verify_postgres.PostgresComparison`` is the real one."""
 
+    added: Sequence[AddedColumn]  # an auto route's added columns, as the sink records them (compared too)
+
     def load(self, changes: Sequence[Change]) -> None: ...
 
     def differences(self, show: int, sampled: bool) -> Differences: ...
@@ -83,7 +86,9 @@ class Verifier:
 
     def __init__(self, route: Route, comparison: Comparison, key_names: Sequence[str], show: int = 10):
         self.route, self.comparison, self.key_names, self.show = route, comparison, tuple(key_names), show
-        self.transform = RouteTransform(route, read_secret)  # masked columns compare as digests
+        self.transform = RouteTransform(route, read_secret, frozen=True)  # masked columns compare as digests
+        if self.transform.auto is not None:  # an attribute without a column in the target is drift (issue 15)
+            self.transform.auto.load(comparison.added)
         self.items = 0
         self.refused: list[Difference] = []
         self.refused_count = 0
@@ -105,6 +110,8 @@ class Verifier:
                 continue
             if change is not None:
                 changes.append(change)
+        if self.transform.auto is not None:
+            auto.finish(self.transform.auto, changes)
         tally = self.transform.tally.drain()
         self.defaults += tally.defaults
         self.fallbacks += tally.fallbacks

@@ -18,7 +18,8 @@ from typing import Any
 from psycopg import sql
 
 from operations.verify import Difference, Differences
-from router.model import DELETED_COLUMN, OP_COLUMN, VALID_TO, VERSION_COLUMN, Route
+from router import auto
+from router.model import DELETED_COLUMN, OP_COLUMN, VALID_TO, VERSION_COLUMN, AddedColumn, Route
 from router.modes import Deletes, Mode
 from router.sink import Change
 from sinks.postgres import statements
@@ -48,6 +49,8 @@ class PostgresComparison:
     """One comparison on the sink's connection; ``close`` drops its temporary table."""
 
     def __init__(self, sink: PostgresSink, route: Route):
+        self.added: Sequence[AddedColumn] = sink.added_columns(route) if route.auto else []
+        route = auto.with_added(route, self.added, sink.capabilities) if route.auto else route
         self.sink, self.route = sink, route
         self.expected = dataclasses.replace(route, schema="pg_temp", table=EXPECTED, deletes=Deletes.IGNORE,
                                             mode=Mode.CURRENT)

@@ -191,6 +191,13 @@ def _value(attribute: str, av: Any) -> Any:
         raise exc.wrap(f"attribute {attribute!r}") from None
 
 
+def with_added(route: Route, recorded: Sequence[AddedColumn], capabilities: Capabilities) -> Route:
+    """``route`` with the added columns a sink recorded for it (verify, schema --check)."""
+    columns = AutoColumns(route, capabilities)
+    columns.load(recorded)
+    return columns.route()
+
+
 def finish(auto: AutoColumns, changes: Sequence[Change]) -> None:
     """The batch's changes of one auto route, once every record is transformed: each on the route with
     every added column (one ``Route`` for the whole batch), each upsert with a value for every column."""

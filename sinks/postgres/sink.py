@@ -17,15 +17,16 @@ import psycopg
 from psycopg import pq, sql
 
 from router.attrs import dumps_exact
+from router.auto import AddedColumnsChangedError
 from router.log import logger
 from router.model import Route, SinkConfig
 from router.retry import RetryPolicy
 from router.sink import Capabilities, Change, DeadLetter, RejectedChangeError, RouteBatch, RouteStats, SinkError
-from sinks.postgres import drift, progress, statements, versions
+from sinks.postgres import added, drift, progress, statements, versions
 from sinks.postgres.connection import Credentials, classify
 from sinks.sql.drift import LiveTable
 from sinks.sql.rows import dead_letter_row, route_stats
-from sinks.sql.sink import OPTIONS, QueryResult, SqlSink
+from sinks.sql.sink import OPTIONS, QueryResult, SqlSink, log_added
 
 # A lost connection: one more try at once on a new one (router.retry: not when the Lambda deadline is near).
 RECONNECT = RetryPolicy(attempts=2, first_pause=0.0)
@@ -58,6 +59,7 @@ class PostgresSink(SqlSink):
         self._apply_sql = {r.name: (versions.apply_statement(r) if r.versioned else statements.apply_statement(
             r, self.state_schema)).as_string(None) for r in routes}
         self._dead_letter_sql = statements.dead_letter_statement(self.state_schema).as_string(None)
+        self._auto_sql: dict[tuple[str, tuple[str, ...]], str] = {}  # columns: auto, per set of added columns
         self._purge_sql = self.purge_statement(sql.Placeholder()).as_string(None)
         self._progress_sql: str | None = None  # set on connect when the progress table exists (sinks.postgres.progress)
 
@@ -105,15 +107,20 @@ class PostgresSink(SqlSink):
             return True
 
         try:
-            return RECONNECT.call(lambda: self._apply(batches), lost)
+            stats = RECONNECT.call(lambda: self._apply(batches), lost)
         except psycopg.Error as exc:
+            if added.changed(exc) and any(b.route.auto for b in batches):
+                raise AddedColumnsChangedError(f"another writer added columns: {exc}") from None
             error = classify(exc, self.credentials)
+        else:
+            log_added(self.name, batches, stats)
+            return stats
         if isinstance(error, RejectedChangeError):
             error.change = self._find_rejected(batches)
         raise error
 
     def _apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
-        work = [(batch, self._apply_sql[batch.route.name], self._params(batch.route, batch.changes))
+        work = [(batch, self._statement(batch.route), self._params(batch.route, batch.changes))
                 for batch in batches if batch.changes]
         letters = [letter for batch in batches for letter in batch.dead_letters]
         conn = self.connection()
@@ -128,6 +135,8 @@ class PostgresSink(SqlSink):
             conn.execute("BEGIN")
             for lock, lock_params in statements.batch_locks(keys):
                 conn.execute(lock, lock_params)
+            for query, params in added.statements(batches, self._targets, self.state_schema):  # columns: auto
+                conn.execute(query, params)
             cursors = [(batch, conn.execute(query, params, prepare=True)) for batch, query, params in work]
             if letters:
                 conn.execute(self._dead_letter_sql, (self._encode_dead_letters(letters),))
@@ -141,6 +150,16 @@ class PostgresSink(SqlSink):
             upserted, deleted = cursor.fetchone() or (0, 0)
             stats[batch.route.name] = route_stats(batch.changes, upserted, deleted)  # soft deletes count as deletes
         return stats
+
+    def _statement(self, route: Route) -> str:
+        """The route's apply statement; an auto route's, for the columns it has now (cached per set)."""
+        if not route.added:
+            return self._apply_sql[route.name]
+        key = (route.name, tuple(column.name for column in route.added))
+        if key not in self._auto_sql:
+            self._auto_sql[key] = (versions.apply_statement(route) if route.versioned else statements.apply_statement(
+                route, self.state_schema)).as_string(None)
+        return self._auto_sql[key]
 
     def _params(self, route: Route, changes: Sequence[Change]) -> dict[str, str]:
         return {"rows": statements.encode_rows(route, changes), "target": self._targets[route.name]}
@@ -159,10 +178,12 @@ class PostgresSink(SqlSink):
         try:
             conn = self.connection()
             with conn.transaction(force_rollback=True):
+                for query, params in added.statements(batches, self._targets, self.state_schema):
+                    conn.execute(query, params)  # the batch's new columns, for its rows
                 for change in changes:
                     try:
                         with conn.transaction():
-                            conn.execute(self._apply_sql[change.route.name], self._params(change.route, [change]))
+                            conn.execute(self._statement(change.route), self._params(change.route, [change]))
                     except psycopg.Error as exc:
                         if isinstance(classify(exc, self.credentials), RejectedChangeError):
                             return change
@@ -179,7 +200,7 @@ class PostgresSink(SqlSink):
         explained = []
         for batch in (b for b in batches if b.changes):
             params = ", ".join(f"%({k})s = {v}" for k, v in self._params(batch.route, batch.changes).items())
-            explained.append(f"-- {batch.route.name}: {params}\n{self._apply_sql[batch.route.name]}")
+            explained.append(f"-- {batch.route.name}: {params}\n{self._statement(batch.route)}")
         return explained
 
     # -- the base's statements -------------------------------------------------------------
@@ -215,3 +236,4 @@ class PostgresSink(SqlSink):
         conn = self.connection()
         with conn.transaction():
             drift.upgrade_tombstone_keys(conn, self.state_schema)
+

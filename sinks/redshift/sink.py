@@ -79,6 +79,8 @@ class RedshiftSink(SqlSink):
         """Redshift refuses a VARBYTE or SUPER column as DISTKEY or SORTKEY (``distribution: key`` puts
         both on the route's key): https://docs.aws.amazon.com/redshift/latest/dg/r_VARBYTE_type.html,
         https://docs.aws.amazon.com/redshift/latest/dg/limitations-super.html"""
+        if route.auto:
+            return [(("columns",), "columns: auto is not yet supported on Redshift sinks (list the columns)")]
         if options.get("distribution", "key") != "key":
             return []
         types = {column.name: dialect.column_type(column.type.name) for column in route.key_columns}

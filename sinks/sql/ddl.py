@@ -14,7 +14,7 @@ from psycopg import sql
 from router.model import DELETED_COLUMN, OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO, VERSION_COLUMN, Route
 from router.modes import Deletes, Mode
 from sinks.sql.dialect import DOCUMENT, ID, NAME, STAMP, TEXT, TIME, VERSION, Dialect
-from sinks.sql.rows import DEAD_LETTERS, TOMBSTONES, written_columns
+from sinks.sql.rows import AUTO_COLUMNS, DEAD_LETTERS, TOMBSTONES, written_columns
 
 # State tables: (column, kind of type, NOT NULL); the dialect names the type of each kind.
 TOMBSTONE_COLUMNS = [("target", NAME, True), ("key", TEXT, True), ("version", VERSION, True),
@@ -23,6 +23,9 @@ DEAD_LETTER_COLUMNS = [("id", ID, True), ("route", NAME, True), ("source_table",
                        ("target", NAME, True), ("sequence_number", VERSION, False), ("event_id", NAME, False),
                        ("error", TEXT, True), ("record", DOCUMENT, True), ("failed_at", STAMP, True)]
 DEAD_LETTER_UNIQUE = ("route", "source_table", "sequence_number")
+# One row per column added to a target for an attribute (columns: auto), by whom: every container maps alike.
+AUTO_COLUMN_COLUMNS = [("target", NAME, True), ("attribute", TEXT, True), ("column", NAME, True), ("type", NAME, True),
+                       ("route", NAME, True), ("sequence_number", VERSION, False), ("added_at", STAMP, True)]
 
 
 def target_columns(route: Route, dialect: Dialect) -> list[tuple[str, str]]:
@@ -101,6 +104,8 @@ def state_ddl(state_schema: str, dialect: Dialect) -> list[sql.Composed]:
     if dialect.indexes:  # the purge deletes by age
         statements.append(sql.SQL('CREATE INDEX IF NOT EXISTS {} ON {} ("deleted_at")').format(
             sql.Identifier("tombstones_deleted_at"), tombstones))
+    statements.append(create_table(sql.Identifier(state_schema, AUTO_COLUMNS),
+                                   _state_columns(AUTO_COLUMN_COLUMNS, dialect), [primary_key(("target", "attribute"))]))
     statements.append(create_table(
         dead_letters, _state_columns(DEAD_LETTER_COLUMNS, dialect),
         [primary_key(("id",)), sql.SQL("UNIQUE ({})").format(sql.SQL(", ").join(map(sql.Identifier, DEAD_LETTER_UNIQUE)))]))

@@ -21,6 +21,7 @@ from router.records import is_sequence_number
 from router.sink import DELETE, Change, DeadLetter, RouteStats
 
 TOMBSTONES, DEAD_LETTERS = "tombstones", "dead_letters"
+AUTO_COLUMNS = "auto_columns"  # the columns added for columns: auto, per target (issue 15)
 
 
 def written_columns(route: Route) -> list[tuple[str, str]]:

@@ -18,11 +18,13 @@ from typing import Any
 
 from psycopg import sql
 
-from router.model import Route, SinkConfig
-from router.sink import Drift, Sink, StoredDeadLetter
+from router import auto
+from router.log import logger
+from router.model import AddedColumn, Route, SinkConfig
+from router.sink import Drift, RouteBatch, RouteStats, Sink, StoredDeadLetter
 from sinks.sql import ddl, dead_letters, drift, readback
 from sinks.sql.dialect import Dialect
-from sinks.sql.rows import DEAD_LETTERS, TOMBSTONES, target_name
+from sinks.sql.rows import AUTO_COLUMNS, DEAD_LETTERS, TOMBSTONES, target_name
 
 PURGE_EVERY = 3600.0  # seconds between tombstone purges, per container
 RETENTION_HOURS = 48  # tombstones outlive the stream's 24 hours of records by a day
@@ -93,7 +95,10 @@ class SqlSink(Sink):
         self._run(list(statements.items()))
 
     def check(self, route: Route) -> list[Drift]:
-        """How the route's live target table differs from the route; empty when it matches."""
+        """How the route's live target table differs from the route; empty when it matches. The columns
+        added for an auto route's attributes are expected as recorded (any other extra column is no drift)."""
+        if route.auto and AUTO_COLUMNS not in self._missing_state():
+            route = auto.with_added(route, self.added_columns(route), self.capabilities)
         return drift.differences(route, self._live_table(route), self.dialect)
 
     def apply_fixes(self, drifts: Sequence[Drift]) -> None:
@@ -106,13 +111,27 @@ class SqlSink(Sink):
         for statement in (statement for d in drifts if d.alone for statement in d.fix):
             self._query(sql.Composed([sql.SQL(statement)]), {})  # ExecuteStatement on Redshift: no transaction block
 
+    def added_columns(self, route: Route) -> list[AddedColumn]:
+        """The target's added columns, as this sink's ``auto_columns`` table records them, oldest first."""
+        query = sql.SQL('SELECT "attribute", "column", "type" FROM {} WHERE "target" = {} '
+                        'ORDER BY "added_at", "attribute"').format(sql.Identifier(self.state_schema, AUTO_COLUMNS),
+                                                                   self.dialect.placeholder("target"))
+        rows = self._query(query, {"target": self._targets.get(route.name) or target_name(route,
+                                                                                        self.capabilities.identity)})
+        return [AddedColumn(str(attribute), str(column), str(type_name)) for attribute, column, type_name in rows.rows]
+
     def check_state(self) -> list[Drift]:
-        """A missing state table: the first batch would fail on it (issue 12), so ``schema --check`` says so."""
+        """A missing state table: the first batch would fail on it (issue 12), so ``schema --check`` says so.
+        The record of added columns is needed by auto routes only (a sink set up before issue 15 has none)."""
+        return [Drift("(state)", f"{self.state_schema}.{name}", "missing state table", fix=tuple(self.state_ddl()))
+                for name in self._missing_state()]
+
+    def _missing_state(self) -> list[str]:
         query = sql.SQL("SELECT table_name FROM information_schema.tables WHERE table_schema = {}").format(
             self.dialect.placeholder("schema"))
         live = {str(row[0]) for row in self._query(query, {"schema": self.state_schema}).rows}
-        return [Drift("(state)", f"{self.state_schema}.{name}", "missing state table", fix=tuple(self.state_ddl()))
-                for name in (TOMBSTONES, DEAD_LETTERS) if name not in live]
+        needed = (TOMBSTONES, DEAD_LETTERS) + ((AUTO_COLUMNS,) if any(r.auto for r in self.routes) else ())
+        return [name for name in needed if name not in live]
 
     def _live_table(self, route: Route) -> drift.LiveTable | None:
         """The catalog's view of the route's target table, or None when there is no such table."""
@@ -136,3 +155,16 @@ class SqlSink(Sink):
 
     def remove_dead_letters(self, ids: Sequence[int]) -> int:
         return self._query(*dead_letters.delete_query(self.state_schema, self.dialect, ids)).rowcount if ids else 0
+
+
+def log_added(sink: str, batches: Sequence[RouteBatch], stats: dict[str, RouteStats]) -> None:
+    """Each column the batch added, and the record that brought it (its SequenceNumber, never a value)."""
+    for batch in batches:
+        new = [column for column in batch.route.added if column.new] if batch.changes else []
+        for column in new:
+            logger.info("column added", extra={"sink": sink, "route": batch.route.name,
+                                               "table": batch.route.qualified_table, "column": column.name,
+                                               "attribute": column.attribute, "type": column.type,
+                                               "sequence_number": column.by})
+        if new and batch.route.name in stats:
+            stats[batch.route.name].columns_added += len(new)

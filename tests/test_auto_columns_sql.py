@@ -1,0 +1,270 @@
+"""columns: auto on the SQL sinks (issue 15): columns added in the batch's transaction, the record
+every container maps by, concurrent adders, and verify on a table whose items gain attributes.
+
+Postgres, and the Redshift sink with its statements run on the test PostgreSQL (the stand-in).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from factories import Stream, event, postgres, read_stream, redshift, route, tables
+from moto import mock_aws
+from replica import scan
+
+from operations.verify import Verifier, verify_all
+from operations.verify_postgres import PostgresComparison
+from router.attrs import to_python
+from router.model import VERSION_COLUMN
+from router.pipeline import Pipeline
+from sources.scan import ScanSource
+
+Records = list[dict[str, Any]]
+KEY = "userId"
+
+
+def sessions(pg: Any, sink: dict[str, Any], **options: Any) -> dict[str, Any]:
+    return tables({"sessions": route(f"{pg.schema}.sessions", source="Sessions", sink="target", key=(KEY,),
+                                     columns="auto", **options)}, {"target": sink})  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["postgres"])
+def build(request: pytest.FixtureRequest, pg: Any) -> Callable[..., Pipeline]:
+    """A pipeline of the Sessions route (``columns: auto``) on the sink under test; each call is a new
+    container on the same database."""
+    if request.param == "postgres":
+        make = request.getfixturevalue("make_pipeline")
+        return lambda **options: make(pg, sessions(pg, postgres(pg.state_schema), **options))
+    make_both, warehouse = request.getfixturevalue("make_both_pipeline"), request.getfixturevalue("warehouse_pg")
+    return lambda **options: make_both(pg, sessions(pg, redshift(warehouse.state_schema), **options))
+
+
+def table_rows(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The target's rows by attribute name (the record maps columns back), without bookkeeping."""
+    sink, route_ = pipeline.sinks["target"], pipeline.config.routes["sessions"]
+    def fold(name: str) -> str:  # Redshift's catalog holds names in lower case; the stand-in cuts them at 63 bytes
+        return sink.capabilities.identity(name).encode()[:63].decode("utf-8", "ignore")
+    names = {fold(c.name): c.attribute for c in sink.added_columns(route_)} | {fold(KEY): KEY}
+    with psycopg.connect(sink_url(pipeline)) as conn:
+        conn.row_factory = psycopg.rows.dict_row
+        rows = conn.execute(f'SELECT * FROM "{route_.schema}"."sessions"').fetchall()
+    shaped = [{names.get(k, k): v for k, v in row.items() if not k.startswith("_cdc_")} for row in rows]
+    return sorted(shaped, key=lambda row: row[KEY])
+
+
+def sink_url(pipeline: Pipeline) -> str:
+    sink = pipeline.sinks["target"]
+    transport = getattr(sink, "transport", None)
+    return transport.url if transport is not None else sink.credentials.conninfo()  # type: ignore[attr-defined]
+
+
+# -- a moto table whose items gain an attribute of every DynamoDB type mid-stream ----------------
+
+NEW_VALUES: dict[str, dict[str, Any]] = {
+    "s": {"S": "text"}, "n": {"N": "12.50"}, "yes": {"BOOL": True}, "b": {"B": b"\x00\xff"},
+    "m": {"M": {"a": {"N": "1"}, "b": {"L": [{"S": "x"}]}}}, "l": {"L": [{"N": "1"}, {"S": "two"}]},
+    "ss": {"SS": ["b", "a"]}, "ns": {"NS": ["2", "1.5"]}, "bs": {"BS": [b"\x01", b"\x02"]},
+    "nothing": {"NULL": True},
+}
+
+
+@mock_aws()
+def history() -> tuple[Records, list[dict[str, Any]]]:
+    """Puts of two attributes, then each new attribute set on an existing item (one per update), one
+    removed again, a NULL, a delete and a re-insert with new attributes; the stream and the final items."""
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="Sessions", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": KEY, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": KEY, "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    arn = dynamodb.describe_table(TableName="Sessions")["Table"]["LatestStreamArn"]
+    for i in range(4):
+        dynamodb.put_item(TableName="Sessions", Item={KEY: {"S": f"u{i}"}, "started": {"N": str(1000 + i)}})
+    for i, (name, value) in enumerate(NEW_VALUES.items()):
+        dynamodb.update_item(TableName="Sessions", Key={KEY: {"S": f"u{i % 4}"}}, UpdateExpression="SET #a = :v",
+                             ExpressionAttributeNames={"#a": name}, ExpressionAttributeValues={":v": value})
+    dynamodb.update_item(TableName="Sessions", Key={KEY: {"S": "u1"}}, UpdateExpression="REMOVE s")
+    dynamodb.delete_item(TableName="Sessions", Key={KEY: {"S": "u2"}})
+    dynamodb.put_item(TableName="Sessions", Item={KEY: {"S": "u2"}, "l": {"L": []}, "late": {"S": "back"}})
+    records = read_stream(boto3.client("dynamodbstreams"), arn, {})
+    return records, scan(dynamodb, "Sessions")
+
+
+DELIVERIES: dict[str, Callable[[int], list[list[int]]]] = {  # the schedules of test_convergence.py
+    "once": lambda n: [list(range(n))],
+    "same batch twice": lambda n: [list(range(n))] * 2,
+    "halves out of order": lambda n: [list(range(n // 2, n)), list(range(n // 2))],
+    "one record per batch, backwards": lambda n: [[i] for i in reversed(range(n))],
+    "every suffix (a retry from each record)": lambda n: [list(range(i, n)) for i in range(n)],
+}
+
+
+def expected(items: list[dict[str, Any]], columns: set[str]) -> list[dict[str, Any]]:
+    """The items as rows by attribute: a column of every attribute the stream ever brought typed."""
+    rows = []
+    for item in items:
+        row = dict.fromkeys(columns | {KEY})
+        row.update({name: to_python(av) for name, av in item.items() if name in row})
+        rows.append(row)
+    return sorted(rows, key=lambda row: row[KEY])
+
+
+def comparable(value: Any) -> Any:
+    """A value as both sinks hand it back: sets as sorted lists, bytes as bytes, numbers as Decimal
+    (1000 == 1000.000000000: Redshift's DECIMAL(38,9) keeps nine places)."""
+    if isinstance(value, memoryview):
+        return bytes(value)
+    if isinstance(value, str) and value.startswith("\\x"):
+        return bytes.fromhex(value[2:])
+    if isinstance(value, (list, tuple, set)):  # a binary set in a SUPER array is base64 text, as in extras
+        items = (base64.b64encode(bytes(v)).decode() if isinstance(v, (bytes, memoryview)) else v for v in value)
+        return sorted((comparable(v) for v in items), key=repr)
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items()}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Decimal(str(value))
+    return value
+
+
+@pytest.mark.parametrize("delivery", DELIVERIES)
+def test_the_target_equals_the_table_under_redelivery(build: Callable[..., Pipeline], delivery: str) -> None:
+    records, items = history()
+    pipeline = build()
+    # WHEN the stream is delivered in these batches
+    for batch in DELIVERIES[delivery](len(records)):
+        assert pipeline.process(event([records[i] for i in batch])).failure is None
+    # THEN a column per attribute, typed from its first value, and the rows equal the items
+    added = {c.attribute: c.type for c in pipeline.sinks["target"].added_columns(pipeline.config.routes["sessions"])}
+    assert added == {"started": "numeric", "s": "text", "n": "numeric", "yes": "boolean", "b": "bytea",
+                     "m": "jsonb", "l": "jsonb", "ss": "text[]", "ns": "numeric[]", "bs": "bytea[]", "late": "text"}
+    assert [comparable(r) for r in table_rows(pipeline)] == [comparable(r) for r in expected(items, set(added))]
+
+
+def test_verify_compares_the_added_columns(make_pipeline: Callable[..., Pipeline], pg: Any) -> None:
+    records, _ = history()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        history.__wrapped__()  # type: ignore[attr-defined]  # the same table, in this mock
+        pipeline = make_pipeline(pg, sessions(pg, postgres(pg.state_schema)))
+        assert pipeline.process(event(records)).failure is None
+        route_ = pipeline.config.routes["sessions"]
+
+        def verify() -> Any:
+            comparison = PostgresComparison(pipeline.sinks["target"], route_)  # type: ignore[arg-type]
+            try:
+                return verify_all(Verifier(route_, comparison, [KEY]), ScanSource(dynamodb, "Sessions", 1), 1)
+            finally:
+                comparison.close()
+        # THEN verify passes; and finds a changed value in an added column, and an attribute with no column
+        assert not verify().drift
+        pg.conn.execute(f'UPDATE "{pg.schema}"."sessions" SET "n" = 1 WHERE "{KEY}" = \'u1\'')
+        report = verify()
+        assert (report.drift, report.differences.different, report.differences.first[0].columns) == (True, 1, ["n"])
+        dynamodb.update_item(TableName="Sessions", Key={KEY: {"S": "u3"}}, UpdateExpression="SET fresh = :v",
+                             ExpressionAttributeValues={":v": {"S": "x"}})
+        report = verify()
+        assert report.refused == 1 and "attribute 'fresh' has no column in the target" in str(
+            report.differences.first[-1].source)
+
+
+# -- concurrent containers ---------------------------------------------------------------------------
+
+STREAM = Stream("Sessions", key=(KEY,))
+
+
+def test_a_container_learns_the_columns_another_added(build: Callable[..., Pipeline]) -> None:
+    # GIVEN two containers; WHEN the first adds a column and the second writes the item without it
+    first, second = build(), build()
+    assert second.process(event([STREAM.insert({KEY: "u1", "a": "x"})])).failure is None  # second knows a
+    assert first.process(event([STREAM.modify({KEY: "u1", "a": "x", "b": 7})])).failure is None
+    result = second.process(event([STREAM.modify({KEY: "u1", "a": "y"})]))
+    # THEN the second read the record again: b is NULL as in the item, not 7 from the first's row
+    assert result.failure is None
+    assert table_rows(second) == [{KEY: "u1", "a": "y", "b": None}]
+
+
+def test_a_name_too_long_maps_alike_in_every_container(build: Callable[..., Pipeline]) -> None:
+    long_name = "attribute_" + "x" * 150  # over 63 bytes on Postgres and 127 on Redshift
+    first = build()
+    assert first.process(event([STREAM.insert({KEY: "u1", long_name: "v", "Name": "n"})])).failure is None
+    second = build()  # a new container: it reads the record
+    assert second.process(event([STREAM.modify({KEY: "u1", long_name: "w", "name": "m"})])).failure is None
+    route_ = second.config.routes["sessions"]
+    recorded = {c.attribute: c.name for c in second.sinks["target"].added_columns(route_)}
+    assert recorded[long_name].startswith("attribute_xx") and recorded[long_name] != long_name
+    folds = second.sinks["target"].capabilities.folds_identifiers  # Redshift: Name and name are one name
+    assert (recorded["Name"], recorded["name"]) == ("Name", "name_82a3537f" if folds else "name")
+    assert table_rows(second) == [{KEY: "u1", long_name: "w", "Name": None, "name": "m"}]
+
+
+def test_two_concurrent_batches_adding_the_same_attribute_both_succeed(build: Callable[..., Pipeline]) -> None:
+    # GIVEN two containers (two connections); WHEN both bring attribute "shared" at once, each for its own items
+    containers = [build(), build()]
+    for container in containers:  # both know the table (no column added yet)
+        assert container.process(event([STREAM.insert({KEY: f"warm{id(container)}"})])).failure is None
+    start, results = threading.Barrier(2), [None, None]
+
+    def run(index: int) -> None:
+        start.wait()
+        batch = [STREAM.insert({KEY: f"u{index}-{i}", "shared": f"v{index}-{i}"}) for i in range(50)]
+        results[index] = containers[index].process(event(batch))  # type: ignore[call-overload]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN both succeed (one added the column, the other found it), and every row has its value
+    assert [r.failure for r in results] == [None, None]  # type: ignore[attr-defined]
+    assert sorted(r.stats["sessions"].columns_added for r in results) == [0, 1]  # type: ignore[attr-defined]
+    rows = [r for r in table_rows(containers[0]) if r[KEY].startswith("u")]
+    assert len(rows) == 100 and all(r["shared"] == "v" + r[KEY][1:] for r in rows)
+    added = containers[0].sinks["target"].added_columns(containers[0].config.routes["sessions"])
+    assert [(c.attribute, c.name) for c in added] == [("shared", "shared")]
+
+
+def test_the_batch_that_adds_a_column_is_counted(build: Callable[..., Pipeline]) -> None:
+    pipeline = build()
+    result = pipeline.process(event([STREAM.insert({KEY: "u1", "a": "x", "b": 1})]))
+    assert result.stats["sessions"].columns_added == 2
+    assert pipeline.process(event([STREAM.modify({KEY: "u1", "a": "y"})])).stats["sessions"].columns_added == 0
+
+
+def test_schema_check_expects_the_added_columns(build: Callable[..., Pipeline]) -> None:
+    pipeline = build()
+    assert pipeline.process(event([STREAM.insert({KEY: "u1", "a": "x"})])).failure is None
+    sink, route_ = pipeline.sinks["target"], pipeline.config.routes["sessions"]
+    assert sink.check(route_) == [] and sink.check_state() == []
+    # a recorded column that is gone is drift, with the statement that adds it back
+    with psycopg.connect(sink_url(pipeline), autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE "{route_.schema}"."sessions" DROP COLUMN "a"')
+    assert [(d.problem, d.column) for d in sink.check(route_)] == [("missing column", "a")]
+
+
+def test_rows_keep_their_version(build: Callable[..., Pipeline]) -> None:
+    pipeline = build()
+    record = STREAM.insert({KEY: "u1", "a": "x"})
+    pipeline.process(event([record]))
+    with psycopg.connect(sink_url(pipeline)) as conn:
+        version = conn.execute(f'SELECT "{VERSION_COLUMN}" FROM "{pipeline.config.routes["sessions"].schema}".'
+                               '"sessions"').fetchone()
+    assert version is not None and int(version[0]) == int(record["dynamodb"]["SequenceNumber"])
+
+
+
+@pytest.mark.parametrize("mode", ["history", "log"])
+def test_history_and_log_tables_take_added_columns(build: Callable[..., Pipeline], mode: str) -> None:
+    # GIVEN a row per version; WHEN a later version brings an attribute; THEN the earlier versions have NULL in it
+    pipeline = build(mode=mode)
+    records = [STREAM.insert({KEY: "u1", "a": "x"}), STREAM.modify({KEY: "u1", "a": "y", "b": True})]
+    assert pipeline.process(event(records[1:])).failure is None
+    assert pipeline.process(event(records)).failure is None  # the first version, late, and a redelivery
+    assert sorted((r["a"], r["b"]) for r in table_rows(pipeline)) == [("x", None), ("y", True)]
