@@ -104,6 +104,8 @@ TRANSIENT_STATES = ("40001", "40P01", "57014")  # serialization failure, deadloc
 _TOKENS = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|[^'\"]+", re.S)
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _LAYOUT = re.compile(r"\) DISTKEY \([^)]*\) SORTKEY \([^)]*\)$")
+# https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html: ADD [ COLUMN ] column_name column_type ...
+_ADD_COLUMNS = re.compile(r"ALTER TABLE .* ADD (COLUMN )?IF NOT EXISTS|ALTER TABLE .* ADD .*, *ADD ", re.S)
 _CREATED_TABLE = re.compile(r'CREATE TABLE IF NOT EXISTS "((?:[^"]|"")+)"\."((?:[^"]|"")+)"')
 _ALTER_TYPE = re.compile(r'ALTER TABLE "((?:[^"]|"")+)"\."((?:[^"]|"")+)" ALTER COLUMN "((?:[^"]|"")+)" TYPE (.+)$',
                          re.S)
@@ -181,6 +183,9 @@ class PostgresTransport:
     def _run(self, conn: psycopg.Connection[Any], statement: Statement, index: int) -> int:
         text = _LAYOUT.sub(")", fold_identifiers(statement.sql))  # accepted, and nothing to do on Postgres
         _alter_type_allowed(conn, statement, text, alone=False)
+        if _ADD_COLUMNS.match(text):  # Redshift's ADD COLUMN: no IF NOT EXISTS, one column per ALTER TABLE
+            raise statement_error(statement, "ERROR: syntax error at or near \"IF\" or \",\" (Redshift's ALTER "
+                                             "TABLE adds one column, without IF NOT EXISTS)", False, index)
         try:
             cursor = conn.execute(text)
             created = _CREATED_TABLE.match(text)

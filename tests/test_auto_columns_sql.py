@@ -35,7 +35,7 @@ def sessions(pg: Any, sink: dict[str, Any], **options: Any) -> dict[str, Any]:
                                      columns="auto", **options)}, {"target": sink})  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["postgres"])
+@pytest.fixture(params=["postgres", "redshift"])
 def build(request: pytest.FixtureRequest, pg: Any) -> Callable[..., Pipeline]:
     """A pipeline of the Sessions route (``columns: auto``) on the sink under test; each call is a new
     container on the same database."""
@@ -268,3 +268,34 @@ def test_history_and_log_tables_take_added_columns(build: Callable[..., Pipeline
     assert pipeline.process(event(records[1:])).failure is None
     assert pipeline.process(event(records)).failure is None  # the first version, late, and a redelivery
     assert sorted((r["a"], r["b"]) for r in table_rows(pipeline)) == [("x", None), ("y", True)]
+
+
+def test_redshift_adds_one_column_per_statement_in_the_rows_call(make_both_pipeline: Callable[..., Pipeline],
+                                                                 pg: Any, warehouse_pg: Any) -> None:
+    # GIVEN the Redshift sink; WHEN a batch brings two attributes
+    pipeline = make_both_pipeline(pg, sessions(pg, redshift(warehouse_pg.state_schema)))
+    transport = pipeline.sinks["target"].transport  # type: ignore[attr-defined]
+    transport.calls.clear()
+    assert pipeline.process(event([STREAM.insert({KEY: "u1", "a": "x", "b": 1})])).failure is None
+    # THEN one call: LOCK (the record with the other shared tables), the guard, one ALTER per column
+    # without IF NOT EXISTS (Redshift has none), the record's rows, then the stage and the rows
+    [call] = [c for c in transport.calls if any("ALTER TABLE" in s for s in c)]
+    alters = [s for s in call if s.startswith("ALTER TABLE")]
+    assert alters == [f'ALTER TABLE "{pg.schema}"."sessions" ADD COLUMN "a" VARCHAR(65535)',
+                      f'ALTER TABLE "{pg.schema}"."sessions" ADD COLUMN "b" DECIMAL(38,9)']
+    assert call[0].startswith("LOCK ") and '"auto_columns"' in call[0] and call[1].startswith("SELECT 1 / (CASE")
+    assert call.index(alters[-1]) < next(i for i, s in enumerate(call) if s.startswith("CREATE TEMP TABLE"))
+
+
+def test_the_stand_in_refuses_what_redshift_refuses(warehouse_pg: Any, redshift_shims: str) -> None:
+    from redshift_on_postgres import PostgresTransport
+
+    from sinks.redshift.transport import FailedStatementError, Statement
+    table = f'"{warehouse_pg.schema}"."t"'
+    transport = PostgresTransport(redshift_shims)
+    transport.execute([Statement(f'CREATE SCHEMA IF NOT EXISTS "{warehouse_pg.schema}"'),
+                       Statement(f"CREATE TABLE {table} (k INTEGER)")])
+    for refused in (f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS a INTEGER",
+                    f"ALTER TABLE {table} ADD COLUMN a INTEGER, ADD COLUMN b INTEGER"):
+        with pytest.raises(FailedStatementError, match="one column, without IF NOT EXISTS"):
+            transport.execute([Statement(refused)])

@@ -23,6 +23,7 @@ from typing import Any
 from psycopg import sql
 
 from router import deadline
+from router.auto import AddedColumnsChangedError
 from router.log import logger
 from router.model import Route, SinkConfig
 from router.modes import Deletes, MergeStrategy
@@ -36,7 +37,7 @@ from router.sink import (
     RouteStats,
     SinkError,
 )
-from sinks.redshift import catalog, dialect, statements, versions
+from sinks.redshift import added, catalog, dialect, statements, versions
 from sinks.redshift.data_api import DataApiTransport, request_target
 from sinks.redshift.statements import DELETED, UPSERTED, RouteStatements
 from sinks.redshift.transport import (
@@ -48,7 +49,7 @@ from sinks.redshift.transport import (
 )
 from sinks.sql.drift import LiveTable
 from sinks.sql.rows import TOMBSTONES, dead_letter_row, route_stats, storable_json, tombstone_key, written_columns
-from sinks.sql.sink import OPTIONS, QueryResult, SqlSink
+from sinks.sql.sink import OPTIONS, QueryResult, SqlSink, log_added
 
 ROW_ROOM = MAX_STATEMENT_BYTES - 200  # bytes of rows per staging INSERT, leaving room for its prefix
 MAX_ERROR_CHARS = 2000                # of a dead letter's error (ours: a line naming the column and value)
@@ -79,8 +80,6 @@ class RedshiftSink(SqlSink):
         """Redshift refuses a VARBYTE or SUPER column as DISTKEY or SORTKEY (``distribution: key`` puts
         both on the route's key): https://docs.aws.amazon.com/redshift/latest/dg/r_VARBYTE_type.html,
         https://docs.aws.amazon.com/redshift/latest/dg/limitations-super.html"""
-        if route.auto:
-            return [(("columns",), "columns: auto is not yet supported on Redshift sinks (list the columns)")]
         if options.get("distribution", "key") != "key":
             return []
         types = {column.name: dialect.column_type(column.type.name) for column in route.key_columns}
@@ -108,12 +107,16 @@ class RedshiftSink(SqlSink):
         try:
             counts = self._execute(self._calls(batches, purge_due))
         except FailedStatementError as exc:
+            if added.changed(exc) and any(b.route.auto for b in batches):
+                raise AddedColumnsChangedError(f"another writer added columns: {exc}") from None
             raise self._narrowed(batches, exc) from None
         if purge_due:
             self._purged()
-        return {batch.route.name: route_stats(batch.changes, counts[(batch.route.name, UPSERTED)],
-                                              counts[(batch.route.name, DELETED)])
-                for batch in batches if batch.changes}
+        stats = {batch.route.name: route_stats(batch.changes, counts[(batch.route.name, UPSERTED)],
+                                               counts[(batch.route.name, DELETED)])
+                 for batch in batches if batch.changes}
+        log_added(self.name, batches, stats)
+        return stats
 
     # -- a refused statement, narrowed to the change that caused it -----------------------
 
@@ -184,14 +187,27 @@ class RedshiftSink(SqlSink):
 
     def _route_groups(self, batch: RouteBatch, numbers: Iterator[int], now: dt.datetime) -> list[list[Statement]]:
         """The route's statements: as many stage tables as the Data API's limits require (usually one)."""
-        route = batch.route
+        route, target = batch.route, self._targets[batch.route.name]
+        # columns: auto (sinks.redshift.added): each stage applied under a guard of the added columns
+        guards = [added.guard(route, target, self.state_schema, len(route.added))] if route.auto else []
 
         def parts(stage: str) -> tuple[Statement, list[Statement]]:
             kind = versions.VersionStatements if route.versioned else RouteStatements
-            staged = kind(route, self.state_schema, stage, self._targets[route.name], now)
-            return staged.create(), staged.apply()
-        rows = _chunks([(change, self._rows[route.name].row(change, now)) for change in batch.changes])
-        return _staged(rows, (f"_cdc_stage_{n}" for n in numbers), parts, route.name)
+            staged = kind(route, self.state_schema, stage, target, now)
+            return staged.create(), [*guards, *staged.apply()]
+        rows = _chunks([(change, self._row_writer(route).row(change, now)) for change in batch.changes])
+        additions = added.additions(route, target, self.state_schema, now) if route.auto else []
+        return ([additions] if additions else []) + _staged(rows, (f"_cdc_stage_{n}" for n in numbers), parts,
+                                                            route.name)
+
+    def _row_writer(self, route: Route) -> _Rows:
+        """The route's rows; an auto route's for the columns it has now (cached per set)."""
+        if not route.added:
+            return self._rows[route.name]
+        key = f"{route.name}\x1f" + "\x1f".join(column.name for column in route.added)
+        if key not in self._rows:
+            self._rows[key] = _Rows(route)
+        return self._rows[key]
 
     def _dead_letter_groups(self, letters: Sequence[DeadLetter], numbers: Iterator[int],
                             now: dt.datetime) -> list[list[Statement]]:

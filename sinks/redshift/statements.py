@@ -30,7 +30,7 @@ from router.modes import Deletes, Op
 from sinks.redshift import dialect
 from sinks.redshift.transport import Statement
 from sinks.sql.ddl import DEAD_LETTER_COLUMNS
-from sinks.sql.rows import DEAD_LETTERS, TOMBSTONES, written_columns
+from sinks.sql.rows import AUTO_COLUMNS, DEAD_LETTERS, TOMBSTONES, written_columns
 
 UPSERTED, DELETED = "upserted", "deleted"  # what a statement's row count adds to the route's stats
 _VERSION, _DELETED = sql.Identifier(VERSION_COLUMN), sql.Identifier(DELETED_COLUMN)
@@ -196,7 +196,8 @@ def grants(user: str, database: str, state_schema: str, routes: Sequence[Route])
     the target and state tables (LOCK included). The Data API maps an IAM role to the user
     ``IAMR:<role name>``: https://docs.aws.amazon.com/redshift/latest/dg/r_GRANT.html"""
     who = sql.Identifier(user)
-    tables = [(state_schema, TOMBSTONES), (state_schema, DEAD_LETTERS)] + [(r.schema, r.table) for r in routes]
+    auto = [(state_schema, AUTO_COLUMNS)] if any(r.auto for r in routes) else []  # columns: auto (issue 15)
+    tables = [(state_schema, TOMBSTONES), (state_schema, DEAD_LETTERS), *auto] + [(r.schema, r.table) for r in routes]
     schemas = list(dict.fromkeys(schema for schema, _ in tables))
     statements = [sql.SQL("GRANT TEMP ON DATABASE {} TO {}").format(sql.Identifier(database), who)]
     statements += [sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), who) for schema in schemas]
