@@ -7,6 +7,8 @@ Postgres, and the Redshift sink with its statements run on the test PostgreSQL (
 from __future__ import annotations
 
 import base64
+import itertools
+import os
 import threading
 from collections.abc import Callable
 from decimal import Decimal
@@ -15,7 +17,10 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-from factories import Stream, event, postgres, read_stream, redshift, route, tables
+from factories import Stream, event, postgres, read_stream, redshift, route, tables, wire
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from lambda_esm import Shard, Step
 from moto import mock_aws
 from replica import scan
 
@@ -299,3 +304,91 @@ def test_the_stand_in_refuses_what_redshift_refuses(warehouse_pg: Any, redshift_
                     f"ALTER TABLE {table} ADD COLUMN a INTEGER, ADD COLUMN b INTEGER"):
         with pytest.raises(FailedStatementError, match="one column, without IF NOT EXISTS"):
             transport.execute([Statement(refused)])
+
+
+# -- a property: generated histories whose items gain and lose attributes of every type -------------
+
+VALUES = {  # an attribute per DynamoDB type (its name fixes its type, so every value fits its column)
+    "s": st.text(max_size=3), "n": st.integers(-10**6, 10**6).map(lambda i: Decimal(i) / 100), "yes": st.booleans(),
+    "b": st.binary(min_size=1, max_size=3), "m": st.dictionaries(st.sampled_from("xy"), st.integers(0, 9), max_size=2),
+    "l": st.lists(st.integers(0, 9), max_size=2), "ss": st.sets(st.text(min_size=1, max_size=2), min_size=1, max_size=2),
+    "ns": st.sets(st.integers(0, 99), min_size=1, max_size=2), "bs": st.sets(st.binary(min_size=1, max_size=2),
+                                                                              min_size=1, max_size=2),
+}
+ATTRIBUTES = st.fixed_dictionaries({}, optional=VALUES)
+ITEM = st.sampled_from(["a", "b", "c"])
+OPERATIONS = st.lists(st.one_of(st.tuples(st.just("put"), ITEM, ATTRIBUTES), st.tuples(st.just("set"), ITEM, ATTRIBUTES),
+                                st.tuples(st.just("remove"), ITEM, st.sampled_from(sorted(VALUES))),
+                                st.tuples(st.just("delete"), ITEM)), min_size=1, max_size=10)
+STEPS = st.lists(st.builds(Step, size=st.integers(1, 5), duplicate=st.booleans(), lost=st.booleans(),
+                           bisect=st.booleans(), reread=st.booleans(), replay=st.sampled_from([0, 0, 3])), max_size=6)
+
+
+def apply_operations(dynamodb: Any, operations: list[tuple]) -> tuple[Records, list[dict[str, Any]]]:
+    """A fresh Sessions table after ``operations``: its stream records and its items."""
+    if dynamodb.list_tables()["TableNames"]:
+        dynamodb.delete_table(TableName="Sessions")
+    dynamodb.create_table(
+        TableName="Sessions", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": KEY, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": KEY, "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    for kind, item, *rest in operations:
+        key = {KEY: {"S": item}}
+        if kind == "put":
+            dynamodb.put_item(TableName="Sessions", Item={**key, **wire(rest[0])})
+        elif kind == "set" and rest[0]:
+            names = sorted(rest[0])
+            dynamodb.update_item(TableName="Sessions", Key=key, UpdateExpression="SET " + ", ".join(
+                f"#a{i} = :v{i}" for i in range(len(names))),
+                ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(names)},
+                ExpressionAttributeValues={f":v{i}": wire({"v": rest[0][name]})["v"] for i, name in enumerate(names)})
+        elif kind == "remove":
+            dynamodb.update_item(TableName="Sessions", Key=key, UpdateExpression="REMOVE #a",
+                                 ExpressionAttributeNames={"#a": rest[0]})
+        elif kind == "delete":
+            dynamodb.delete_item(TableName="Sessions", Key=key)
+    arn = dynamodb.describe_table(TableName="Sessions")["Table"]["LatestStreamArn"]
+    return read_stream(boto3.client("dynamodbstreams"), arn, {}), scan(dynamodb, "Sessions")
+
+
+@settings(max_examples=int(os.environ.get("CDC_AUTO_EXAMPLES") or 10), deadline=None,
+          phases=[p for p in Phase if p is not Phase.explain],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(operations=OPERATIONS, steps=STEPS, containers=st.integers(1, 2))
+def test_the_target_equals_the_table_under_any_delivery(build: Callable[..., Pipeline], pg: Any,
+                                                         operations: list[tuple], steps: list[Step],
+                                                         containers: int) -> None:
+    with mock_aws():
+        # GIVEN items that gain and lose attributes of every type, and one or two containers taking turns
+        records, items = apply_operations(boto3.client("dynamodb"), operations)
+        pipelines = [build() for _ in range(containers)]
+        reset(pipelines[0], pg)
+        turns = itertools.cycle(pipelines)
+
+        def invoke(batch: Any, step: Step) -> dict[str, Any]:
+            result = next(turns).process(event(batch))
+            assert result.failure is None, result.failure.reason
+            return result.response
+        try:
+            # WHEN Lambda delivers the stream in this schedule (duplicates, lost responses, bisection, replays)
+            Shard(records, invoke, steps).run()
+            # THEN the target equals the table, a column for each attribute that ever had a typed value
+            route_ = pipelines[0].config.routes["sessions"]
+            added = {c.attribute for c in pipelines[0].sinks["target"].added_columns(route_)}
+            brought = {name for r in records for name in r["dynamodb"].get("NewImage", {})} - {KEY}
+            assert added == brought
+            assert [comparable(r) for r in table_rows(pipelines[0])] == [comparable(r) for r in expected(items, added)]
+        finally:
+            for pipeline in pipelines:  # their connections: examples would pile them up
+                pipeline.close()
+
+
+def reset(pipeline: Pipeline, pg: Any) -> None:
+    """The target and the sink's state as ``schema --apply`` leaves them (examples share the schemas)."""
+    sink = pipeline.sinks["target"]
+    with psycopg.connect(sink_url(pipeline), autocommit=True) as conn:
+        conn.execute(f'DROP TABLE IF EXISTS "{pg.schema}"."sessions"')
+        for table in ("auto_columns", "tombstones"):
+            conn.execute(f'DELETE FROM "{sink.state_schema}"."{table}"')  # type: ignore[attr-defined]
+    sink.apply_ddl()
