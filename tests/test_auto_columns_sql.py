@@ -392,3 +392,22 @@ def reset(pipeline: Pipeline, pg: Any) -> None:
         for table in ("auto_columns", "tombstones"):
             conn.execute(f'DELETE FROM "{sink.state_schema}"."{table}"')  # type: ignore[attr-defined]
     sink.apply_ddl()
+
+
+def test_a_value_of_another_type_goes_to_extras(build: Callable[..., Pipeline]) -> None:
+    # GIVEN a column typed text by its first value; WHEN a number comes for it; THEN extras has it, the column NULL
+    pipeline = build(extras="more")
+    assert pipeline.process(event([STREAM.insert({KEY: "u1", "a": "x"}), STREAM.insert({KEY: "u2", "a": 5})])).failure is None
+    assert [comparable(r) for r in table_rows(pipeline)] == [{KEY: "u1", "a": "x", "more": {}},
+                                                             {KEY: "u2", "a": None, "more": {"a": Decimal(5)}}]
+
+
+@pytest.mark.parametrize("deletes", ["soft", "ignore"])
+def test_kept_rows_keep_their_added_columns(build: Callable[..., Pipeline], deletes: str) -> None:
+    # GIVEN soft or ignored deletes; WHEN an item with an added column is deleted (and a redelivery comes)
+    pipeline = build(deletes=deletes)
+    records = [STREAM.insert({KEY: "u1", "a": "x"}), STREAM.remove({KEY: "u1"})]
+    for batch in ([records[0]], records, records):
+        assert pipeline.process(event(batch)).failure is None
+    # THEN the row stays with its value
+    assert table_rows(pipeline) == [{KEY: "u1", "a": "x"}]

@@ -236,4 +236,3 @@ class PostgresSink(SqlSink):
         conn = self.connection()
         with conn.transaction():
             drift.upgrade_tombstone_keys(conn, self.state_schema)
-
