@@ -135,12 +135,13 @@ class AutoColumns:
             if value is None:
                 row[column.name] = None
             elif TYPES.get(str(tag)) != column.type:
-                self._mismatch(attribute, value, column, f"a {tag} value", extras)
+                self._mismatch(attribute, value, f"a {tag} value does not fit its column {column.name!r} "
+                                                 f"({column.type})", extras)
             else:
                 try:
                     row[column.name] = self._types[column.name].cast(value)
                 except CastError as exc:
-                    self._mismatch(attribute, value, column, exc.redacted, extras)
+                    self._mismatch(attribute, value, f"column {column.name!r}: {exc.redacted}", extras)
         return extras
 
     def _unknown(self, attribute: str, tag: Any, av: Any, record: ChangeRecord,
@@ -167,12 +168,12 @@ class AutoColumns:
         self._route = None
         return column
 
-    def _mismatch(self, attribute: str, value: Any, column: AddedColumn, why: str, extras: dict[str, Any]) -> None:
-        """A value its column cannot hold: into extras, or a cast error for ``on_error``."""
+    def _mismatch(self, attribute: str, value: Any, why: str, extras: dict[str, Any]) -> None:
+        """A value its column cannot hold: into extras, or a cast error for ``on_error`` (no value in the message)."""
         if self.base.extras is not None:
             extras[attribute] = value
             return
-        message = f"attribute {attribute!r}: {why} does not fit its column {column.name!r} ({column.type})"
+        message = f"attribute {attribute!r}: {why}"
         raise CastError(message, message)
 
     def complete(self, row: dict[str, Any]) -> None:
