@@ -146,7 +146,7 @@ class Pipeline:
         (``sink_name``) when the sink found that another container added some since."""
         for transform in self.transforms.values():
             route = transform.route
-            if transform.auto is not None and (sink_name == route.sink or not transform.auto.loaded):
+            if transform.auto is not None and route.auto and (sink_name == route.sink or not transform.auto.loaded):
                 try:
                     transform.auto.load(self.sinks[route.sink].added_columns(route))
                 except SinkError as exc:

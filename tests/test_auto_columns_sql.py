@@ -412,3 +412,18 @@ def test_kept_rows_keep_their_added_columns(build: Callable[..., Pipeline], dele
         assert pipeline.process(event(batch)).failure is None
     # THEN the row stays with its value
     assert table_rows(pipeline) == [{KEY: "u1", "a": "x"}]
+
+
+def test_dead_letter_on_a_listed_route_needs_no_record_of_added_columns(make_pipeline: Callable[..., Pipeline],
+                                                                        pg: Any) -> None:
+    # GIVEN a route without auto, on a sink set up before issue 15 (no auto_columns table)
+    config = tables({"employees": route(f"{pg.schema}.Employees", sink="target", on_error="fail",
+                                        on_new_attribute="dead_letter")}, {"target": postgres(pg.state_schema)})
+    pipeline = make_pipeline(pg, config)
+    pg.conn.execute(f'DROP TABLE "{pg.state_schema}"."auto_columns"')
+    stream = Stream("Employees")
+    # WHEN a record brings an attribute no column reads; THEN it is dead-lettered, the others written
+    result = pipeline.process(event([stream.insert({"Id": 1, "empName": "A"}),
+                                     stream.insert({"Id": 2, "empName": "B", "badge": "x"})]))
+    assert result.failure is None and result.stats["employees"].dead_lettered == 1
+    assert [r["Id"] for r in pg.rows("Employees")] == [1]
