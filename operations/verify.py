@@ -74,11 +74,12 @@ class VerifyReport:
     note: str | None = None                # what the comparison could not look at
     defaults: Counter[str] = field(default_factory=Counter)   # column -> rows that took its default
     fallbacks: Counter[str] = field(default_factory=Counter)  # column -> rows that took its fallback
+    set_aside: int = 0                     # of the refused: dead-lettered whatever on_error (on_new_attribute)
 
     @property
     def drift(self) -> bool:
         found = self.differences.missing + self.differences.extra + self.differences.different
-        return found > 0 or (self.refused > 0 and self.route.on_error == OnError.FAIL)
+        return found > 0 or (self.refused > self.set_aside and self.route.on_error == OnError.FAIL)
 
 
 class Verifier:
@@ -92,6 +93,7 @@ class Verifier:
         self.items = 0
         self.refused: list[Difference] = []
         self.refused_count = 0
+        self.set_aside = 0  # refused items that replication dead-letters whatever on_error: expected absent
         self.defaults: Counter[str] = Counter()
         self.fallbacks: Counter[str] = Counter()
 
@@ -104,6 +106,7 @@ class Verifier:
                 change = self.transform(record)
             except RecordError as exc:
                 self.refused_count += 1
+                self.set_aside += isinstance(exc, auto.NewAttributeError)
                 if len(self.refused) < self.show:
                     key = {name: to_python(av) for name, av in (record.keys or {}).items()}
                     self.refused.append(Difference("cannot transform", key, source={"error": str(exc)}))
@@ -124,7 +127,7 @@ class Verifier:
         differences.extra += len(extras)
         differences.first = (differences.first + extras + self.refused)[: self.show]
         return VerifyReport(self.route, sampled, self.items, differences, self.refused_count, note,
-                            self.defaults, self.fallbacks)
+                            self.defaults, self.fallbacks, self.set_aside)
 
     def keys_of(self, items: Iterable[dict[str, Any]]) -> set[tuple[Any, ...]]:
         """The target keys these items map to (items the route skips or refuses map to none)."""

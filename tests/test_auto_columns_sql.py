@@ -427,3 +427,28 @@ def test_dead_letter_on_a_listed_route_needs_no_record_of_added_columns(make_pip
                                      stream.insert({"Id": 2, "empName": "B", "badge": "x"})]))
     assert result.failure is None and result.stats["employees"].dead_lettered == 1
     assert [r["Id"] for r in pg.rows("Employees")] == [1]
+
+
+@mock_aws()
+def test_verify_expects_items_set_aside_for_a_new_attribute(make_pipeline: Callable[..., Pipeline], pg: Any) -> None:
+    # GIVEN items, one with an attribute no column reads, replicated by a route that dead-letters those
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(TableName="Employees", BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "N"}],
+                          KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}])
+    items = [{"Id": 1, "empName": "A"}, {"Id": 2, "empName": "B", "badge": "x"}]
+    for item in items:
+        dynamodb.put_item(TableName="Employees", Item=wire(item))
+    config = tables({"employees": route(f"{pg.schema}.Employees", sink="target", on_error="fail",
+                                        on_new_attribute="dead_letter")}, {"target": postgres(pg.state_schema)})
+    pipeline = make_pipeline(pg, config)
+    stream = Stream("Employees")
+    assert pipeline.process(event([stream.insert(item) for item in items])).failure is None
+    route_ = pipeline.config.routes["employees"]
+    comparison = PostgresComparison(pipeline.sinks["target"], route_)  # type: ignore[arg-type]
+    try:
+        report = verify_all(Verifier(route_, comparison, ["Id"]), ScanSource(dynamodb, "Employees", 1), 1)
+    finally:
+        comparison.close()
+    # THEN verify counts it refused, and expects it absent: no drift although on_error is fail
+    assert (report.refused, report.set_aside, report.drift) == (1, 1, False)
