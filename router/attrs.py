@@ -31,7 +31,33 @@ def split(av: Any) -> tuple[str, Any]:
 
 
 def to_python(av: Any, _depth: int = 0) -> Any:
-    """Convert one AttributeValue to its exact Python value."""
+    """Convert one AttributeValue to its exact Python value.
+
+    The commonest well-formed values take a short path; anything else, errors included, is
+    answered by ``convert``, to which the short path agrees exactly (tests/test_transform_fast_paths.py).
+    """
+    if type(av) is dict and len(av) == 1:
+        ((tag, payload),) = av.items()
+        if type(payload) is str:
+            if tag == "S":
+                return payload
+            if tag == "N":
+                value = plain_number(payload)
+                if value is not None:
+                    return value
+        elif tag == "M":
+            if type(payload) is dict and _depth < MAX_DEPTH:
+                return {k: to_python(v, _depth + 1) for k, v in payload.items()}
+        elif tag == "L":
+            if type(payload) is list and _depth < MAX_DEPTH:
+                return [to_python(v, _depth + 1) for v in payload]
+        elif tag == "BOOL" and type(payload) is bool:
+            return payload
+    return convert(av, _depth)
+
+
+def convert(av: Any, _depth: int = 0) -> Any:
+    """``to_python`` the long way: every tag and every malformed value, with the reason."""
     tag, payload = split(av)
     if tag == "S":
         return _string(payload)
@@ -58,9 +84,25 @@ def to_python(av: Any, _depth: int = 0) -> Any:
     raise RecordError(f"malformed {tag} value: {_preview(payload)}", f"malformed {tag} value")
 
 
+def plain_number(text: str) -> Decimal | None:
+    """``number(text)`` for plain decimal text (``-12.50``: at most 38 digits, no exponent), else None.
+
+    Such a number is within DynamoDB's limits by its form: at most 38 significant digits, and a
+    magnitude between 1E-38 and 1E+38; so the check of ``number`` is not needed.
+    """
+    digits = text[1:] if text[:1] == "-" else text
+    digits = digits.replace(".", "", 1)
+    if len(digits) <= 38 and digits.isdigit() and digits.isascii():
+        return Decimal(text)
+    return None
+
+
 def number(text: Any) -> Decimal:
     """A DynamoDB N payload as an exact ``Decimal``."""
     if type(text) is str:
+        value = plain_number(text)
+        if value is not None:
+            return value
         try:
             value = Decimal(text)
         except InvalidOperation:
@@ -111,6 +153,20 @@ def dumps_exact(value: Any) -> str:
 
     bytes become base64 strings, dates ISO-8601 strings, UUIDs their canonical text.
     """
+    kind = type(value)  # what converted documents hold, first: the rest as below, from _dumps_other
+    if kind is str:
+        return _encode_str(value)
+    if kind is dict:
+        return "{" + ",".join([_encode_str(k if type(k) is str else str(k)) + ":" + dumps_exact(v)
+                               for k, v in value.items()]) + "}"
+    if kind is list:
+        return "[" + ",".join([dumps_exact(v) for v in value]) + "]"
+    if kind is Decimal or kind is int:
+        return str(value)
+    return _dumps_other(value)
+
+
+def _dumps_other(value: Any) -> str:
     if isinstance(value, str):
         return _encode_str(value)
     if value is None:

@@ -8,12 +8,11 @@ turns that into the route's ``on_error``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from router import attrs, masking
+from router import attrs, masking, shortcuts
 from router.auto import AutoColumns
 from router.casts import from_epoch
 from router.errors import CastError, RecordError
@@ -22,9 +21,10 @@ from router.modes import Deletes, Mask, NewAttribute
 from router.needs import RouteNeeds, missing_new_image, view_problem
 from router.paths import MISSING_VALUE, lookup
 from router.records import NEW_IMAGE, ChangeRecord
+from router.shortcuts import SLOW
 from router.sink import DELETE, UPSERT, Change
 from router.tally import Tally
-from router.types import INT_RANGES, ColumnType, parse_type
+from router.types import parse_type
 from router.versions import version_reader
 
 _EXTRAS_TYPE = parse_type("jsonb")
@@ -128,6 +128,16 @@ class RouteTransform:
         return key
 
     def _extras(self, image: dict[str, Any]) -> dict[str, Any]:
+        mapped, extras = self.mapped, {}
+        for name, av in image.items():  # the shortcut: plain documents (router.shortcuts.document)
+            if name not in mapped:
+                value = shortcuts.document(av)
+                if value is SLOW or not shortcuts.storable(name):
+                    return self._extras_general(image)
+                extras[name] = value
+        return extras
+
+    def _extras_general(self, image: dict[str, Any]) -> dict[str, Any]:
         return self._cast_extras({name: attrs.to_python(av) for name, av in image.items() if name not in self.mapped})
 
     def _cast_extras(self, extras: dict[str, Any]) -> dict[str, Any]:
@@ -138,27 +148,23 @@ class RouteTransform:
 
 
 def _reader(column: Column, tally: Tally) -> Callable[[dict[str, Any]], Any]:
-    """``image -> value`` for one column: a shortcut for the commonest values, else ``_value``.
-
-    Strings into text and numbers into integer columns are most of what a route reads;
-    the general path converts them through ``Decimal`` and several checks (~0.5-1 us a
-    value). A shortcut accepts only values on which it agrees exactly with ``_value``
-    (plain ASCII without NUL, short integers) and leaves everything else to it.
-    """
-    shortcut = _SHORTCUTS.get(column.type.base) if not column.type.is_array else None
-    if shortcut is None or len(column.path) != 1:
+    """``image -> value`` for one column: its shortcut (``router.shortcuts``) where it is sure, else ``_value``."""
+    shortcut = shortcuts.for_column(column)
+    if shortcut is None:
         return lambda image: _value(column, image, tally)
-    tag, convert = shortcut(column.type)
-    attribute = column.path[0]
+    path = column.path
+    if len(path) == 1:
+        attribute = path[0]
 
-    def read(image: dict[str, Any]) -> Any:
-        av = image.get(attribute)
-        if type(av) is dict and len(av) == 1:
-            value = convert(av.get(tag))
-            if value is not _SLOW:
-                return value
-        return _value(column, image, tally)
-    return read
+        def read(image: dict[str, Any]) -> Any:
+            value = shortcut(image.get(attribute))
+            return _value(column, image, tally) if value is SLOW else value
+        return read
+
+    def read_nested(image: dict[str, Any]) -> Any:
+        value = shortcut(lookup(image, path))
+        return _value(column, image, tally) if value is SLOW else value
+    return read_nested
 
 
 def _masked_reader(column: Column, key: Callable[[], bytes | None]) -> Callable[[dict[str, Any]], Any]:
@@ -190,37 +196,6 @@ def _cast_masked(column: Column, digest: Any) -> Any:
         return None if digest is None else column.type.cast(digest)
     except CastError as exc:
         raise exc.wrap(f"column {column.name!r} (from {column.source!r})") from None
-
-
-_SLOW = object()  # "not a value the shortcut is sure about": take the general path
-
-
-def _text_shortcut(column_type: ColumnType) -> tuple[str, Callable[[Any], Any]]:
-    limit = column_type.length or math.inf
-
-    def convert(payload: Any) -> Any:
-        if type(payload) is str and len(payload) <= limit and payload.isascii() and "\x00" not in payload:
-            return payload
-        return _SLOW
-    return "S", convert
-
-
-def _integer_shortcut(column_type: ColumnType) -> tuple[str, Callable[[Any], Any]]:
-    bound = INT_RANGES[column_type.base]
-
-    def convert(payload: Any) -> Any:
-        if type(payload) is str and len(payload) < 19 and payload.isascii():
-            digits = payload[1:] if payload[:1] == "-" else payload
-            if digits.isdigit():
-                number = int(payload)
-                if -bound <= number < bound:
-                    return number
-        return _SLOW
-    return "N", convert
-
-
-_SHORTCUTS = {"text": _text_shortcut, "varchar": _text_shortcut,
-              "smallint": _integer_shortcut, "integer": _integer_shortcut, "bigint": _integer_shortcut}
 
 
 def _value(column: Column, image: dict[str, Any], tally: Tally | None = None) -> Any:

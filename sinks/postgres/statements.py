@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import uuid
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -201,26 +202,64 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} to PostgreSQL")
 
 
+class RowsPlan:
+    """What ``encode_rows`` needs of a route, worked out once per route instead of once per batch."""
+
+    def __init__(self, route: Route):
+        self.route = route
+        columns = written_columns(route)
+        self.fields = tuple(f"c{i}" for i in range(len(columns)))
+        self.names = tuple(name for name, _ in columns)
+        self.json_fields = tuple(f"c{i}" for i, (_, type_name) in enumerate(columns) if type_name in ("json", "jsonb"))
+        self.key_fields = tuple((f"c{i}", name) for i, (name, _) in enumerate(columns) if name in route.key)
+        self.read_row = _getter(self.names)
+        self.versioned = route.versioned
+        self.hard = route.deletes == Deletes.HARD and not route.versioned  # its upserts look up, its deletes
+        # write, the tombstone of the key
+
+
+def _getter(names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """``row -> tuple of the values of names`` (``itemgetter`` of one name returns the value alone)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    return operator.itemgetter(*names)
+
+
+_PLANS: dict[int, RowsPlan] = {}
+
+
+def rows_plan(route: Route) -> RowsPlan:
+    """The route's ``RowsPlan``, kept per route object (routes are built once per container)."""
+    plan = _PLANS.get(id(route))
+    if plan is None or plan.route is not route:
+        if len(_PLANS) >= 1024:  # configs built over and over (tests, verify): keep the cache small
+            _PLANS.clear()
+        plan = _PLANS[id(route)] = RowsPlan(route)
+    return plan
+
+
 def encode_rows(route: Route, changes: Sequence[Change]) -> str:
     """The JSON document for ``apply_statement``: one object per change."""
-    columns = written_columns(route)
-    json_columns = {name for name, type_name in columns if type_name in ("json", "jsonb")}
-    fields = [(f"c{i}", name, name in json_columns) for i, (name, _) in enumerate(columns)]
-    hard = route.deletes == Deletes.HARD and not route.versioned  # its upserts look up, its deletes write, the tombstone of the key
+    plan = rows_plan(route)
+    fields, json_fields, read_row, hard, versioned = plan.fields, plan.json_fields, plan.read_row, plan.hard, plan.versioned
     documents = []
     for change in changes:
         row = change.row
-        if change.op == DELETE and not change.keeps_values:
-            document = {f"c{i}": row[name] for i, (name, _) in enumerate(columns) if name in route.key}
+        if change.op == DELETE and change.values_from is None:
+            document = {field: row[name] for field, name in plan.key_fields}
             document["o"], document["t"] = Op.DELETE, change.time
         else:
-            document = {field: (dumps_exact(row[name]) if is_json and row[name] is not None else row[name])
-                        for field, name, is_json in fields}
+            document = dict(zip(fields, read_row(row)))
+            for field in json_fields:
+                value = document[field]
+                if value is not None:
+                    document[field] = dumps_exact(value)
             document["o"] = Op.UPSERT  # a soft delete keeping values writes them with its time
-            if change.keeps_values:
+            if change.values_from is not None:
                 document["t"] = change.time or dt.datetime.now(dt.UTC)
         document["v"] = change.version
-        if route.versioned:  # history and log rows keep every change's time
+        if versioned:  # history and log rows keep every change's time
             document["t"] = change.time
         if hard:
             document["k"] = tombstone_key(change.key)
