@@ -66,17 +66,18 @@ class RouteNeeds:
 
     def __init__(self, route: Route):
         self.route = route
-        self._keys: dict[tuple[str, ...], tuple[str | None, bool]] = {}
+        self._keys: dict[tuple[tuple[str, ...], str | None], tuple[str | None, bool]] = {}
 
     def check(self, keys: dict[str, Any], view: str | None) -> bool:
         """Raise ``RouteConfigError`` if the record shows a problem; return whether the OldImage is needed."""
         names = tuple(keys)
-        known = self._keys.get(names)
+        known = self._keys.get((names, view))
         if known is None:
-            known = self._keys[names] = (key_problem(self.route, names), needs_old_image(self.route, names))
-        problem = known[0] or (view_problem(self.route, view, names) if view is not None else None)
-        if problem is not None:
-            raise self.error(problem)
+            problem = key_problem(self.route, names) or (view_problem(self.route, view, names) if view is not None
+                                                         else None)
+            known = self._keys[(names, view)] = (problem, needs_old_image(self.route, names))
+        if known[0] is not None:
+            raise self.error(known[0])
         return known[1]
 
     def error(self, problem: str) -> RouteConfigError:

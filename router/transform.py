@@ -42,7 +42,11 @@ class RouteTransform:
         self.key_columns = route.key_columns
         self.mapped = frozenset(c.path[0] for c in route.columns)
         self.tally = Tally()  # defaults and fallbacks applied, per column (drained by the pipeline per batch)
-        self.readers = tuple((column.name, self._reader(column)) for column in route.columns)
+        parts = [(column, self._parts(column)) for column in route.columns]
+        self.readers = tuple((column.name, _reader(column, *part)) for column, part in parts)
+        # the row of an upsert, in one function generated from the column plan (router.shortcuts.row_reader)
+        self.read_row = shortcuts.row_reader([(column.name, column.path, *part) for column, part in parts])
+        self.versioned = route.versioned
         self.version = version_reader(route.version)  # the number the guard compares (route's version:)
         self.filter = route.filter
         # numeric key columns without a scale: N "7" and N "7.0" are one row, so one key (issue 12)
@@ -54,8 +58,12 @@ class RouteTransform:
                                in zip(route.columns, self.readers))
         self.has_masks = any(c.mask is not None for c in route.columns)
 
-    def _reader(self, column: Column) -> Callable[[dict[str, Any]], Any]:
-        return _reader(column, self.tally) if column.mask is None else _masked_reader(column, self.mask_key)
+    def _parts(self, column: Column) -> tuple[shortcuts.Shortcut | None, Callable[[dict[str, Any]], Any]]:
+        """The column's shortcut (None: it has none), and its general reader."""
+        if column.mask is not None:
+            return None, _masked_reader(column, self.mask_key)
+        tally = self.tally
+        return shortcuts.for_column(column), lambda image: _value(column, image, tally)
 
     def mask_key(self) -> bytes | None:
         source = self.route.mask_key
@@ -72,7 +80,7 @@ class RouteTransform:
 
     def __call__(self, record: ChangeRecord) -> Change | None:
         change = self._change(record)
-        if change is not None and self.route.versioned:  # a row per version: reduce keeps every one
+        if change is not None and self.versioned:  # a row per version: reduce keeps every one
             change.key += (change.version,)
         return change
 
@@ -85,7 +93,10 @@ class RouteTransform:
             raise self.needs.error(missing_new_image(self.route, record.event_name))
         if self.filter is None or self.filter(image):
             self.tally.rows += 1
-            row = {name: read(image) for name, read in self._readers(record)}
+            if self.has_masks and masking.MASKED in record.raw:
+                row = {name: read(image) for name, read in self.premasked}
+            else:
+                row = self.read_row(image)
             if self.auto is not None:
                 extras = self.auto.fill(row, image, record)
                 if self.route.extras is not None:
@@ -147,24 +158,17 @@ class RouteTransform:
             raise exc.wrap(f"extras column {self.route.extras!r}") from None
 
 
-def _reader(column: Column, tally: Tally) -> Callable[[dict[str, Any]], Any]:
-    """``image -> value`` for one column: its shortcut (``router.shortcuts``) where it is sure, else ``_value``."""
-    shortcut = shortcuts.for_column(column)
+def _reader(column: Column, shortcut: shortcuts.Shortcut | None,
+            general: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    """``image -> value`` for one column: its shortcut (``router.shortcuts``) where it is sure, else ``general``."""
     if shortcut is None:
-        return lambda image: _value(column, image, tally)
+        return general
     path = column.path
-    if len(path) == 1:
-        attribute = path[0]
 
-        def read(image: dict[str, Any]) -> Any:
-            value = shortcut(image.get(attribute))
-            return _value(column, image, tally) if value is SLOW else value
-        return read
-
-    def read_nested(image: dict[str, Any]) -> Any:
-        value = shortcut(lookup(image, path))
-        return _value(column, image, tally) if value is SLOW else value
-    return read_nested
+    def read(image: dict[str, Any]) -> Any:
+        value = shortcut(image.get(path[0]) if len(path) == 1 else lookup(image, path))
+        return general(image) if value is SLOW else value
+    return read
 
 
 def _masked_reader(column: Column, key: Callable[[], bytes | None]) -> Callable[[dict[str, Any]], Any]:

@@ -64,6 +64,9 @@ def _fill(record: ChangeRecord, event_name: Any, body: Any) -> str | None:
 
 
 def _created(record: ChangeRecord, value: Any) -> str | None:
+    if (type(value) is float or type(value) is int) and -1e10 < value < 1e11:  # years 1653-5138: a time surely
+        record.created = value
+        return None
     if isinstance(value, dt.datetime):  # boto3's get_records; Lambda sends epoch seconds
         value = value.timestamp()
     if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and _is_time(value)):

@@ -137,6 +137,17 @@ def assert_columns_agree(av: Any) -> None:
     assert fast == general
 
 
+@settings(max_examples=200, deadline=None)
+@given(av=values)
+def test_the_generated_row_reader_is_the_columns_readers(av: Any) -> None:
+    """One generated function per route reads what the readers read, in the same order, with the same counts."""
+    image = image_of(av)
+    generated, by_column = RouteTransform(ROUTE), RouteTransform(ROUTE)
+    assert outcome(lambda: generated.read_row(image)) == outcome(
+        lambda: {name: read(image) for name, read in by_column.readers})
+    assert vars(generated.tally.drain()) == vars(by_column.tally.drain())
+
+
 EDGES = ([{"N": n} for n in NUMBER_TEXTS] + [{"S": t} for t in STRING_TEXTS] + [{"NS": [n]} for n in NUMBER_TEXTS]
          + [{"SS": [t, "b"]} for t in STRING_TEXTS] + [{"M": {t: {"N": n}}} for t, n in zip(STRING_TEXTS, NUMBER_TEXTS)])
 

@@ -213,6 +213,9 @@ class RowsPlan:
         self.json_fields = tuple(f"c{i}" for i, (_, type_name) in enumerate(columns) if type_name in ("json", "jsonb"))
         self.key_fields = tuple((f"c{i}", name) for i, (name, _) in enumerate(columns) if name in route.key)
         self.read_row = _getter(self.names)
+        # columns whose values JSON has no type for: turned into their text before json.dumps, as its
+        # default= would (the C encoder calls back into Python for each such value otherwise)
+        self.text_fields = tuple(f"c{i}" for i, column in enumerate(route.columns) if column.type.base in _AS_TEXT)
         self.versioned = route.versioned
         self.hard = route.deletes == Deletes.HARD and not route.versioned  # its upserts look up, its deletes
         # write, the tombstone of the key
@@ -239,10 +242,21 @@ def rows_plan(route: Route) -> RowsPlan:
     return plan
 
 
+_AS_TEXT = ("numeric", "uuid", "timestamptz", "timestamp", "date")
+# exactly what _json_default returns for these types (exact types only: subclasses go to _json_default)
+_TEXTS: dict[type, Callable[[Any], str]] = {Decimal: str, uuid.UUID: str, dt.datetime: dt.datetime.isoformat,
+                                            dt.date: dt.date.isoformat}
+
+
+def _itself(value: Any) -> Any:
+    return value
+
+
 def encode_rows(route: Route, changes: Sequence[Change]) -> str:
     """The JSON document for ``apply_statement``: one object per change."""
     plan = rows_plan(route)
     fields, json_fields, read_row, hard, versioned = plan.fields, plan.json_fields, plan.read_row, plan.hard, plan.versioned
+    text_fields = plan.text_fields
     documents = []
     for change in changes:
         row = change.row
@@ -255,6 +269,13 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
                 value = document[field]
                 if value is not None:
                     document[field] = dumps_exact(value)
+            for field in text_fields:
+                value = document[field]
+                as_text = _TEXTS.get(type(value))
+                if as_text is not None:
+                    document[field] = as_text(value)
+                elif type(value) is list:
+                    document[field] = [_TEXTS.get(type(item), _itself)(item) for item in value]
             document["o"] = Op.UPSERT  # a soft delete keeping values writes them with its time
             if change.values_from is not None:
                 document["t"] = change.time or dt.datetime.now(dt.UTC)
