@@ -56,12 +56,14 @@ def start_batch(event: Any, context: Any, config: Config) -> None:
     records = event.get("Records") if isinstance(event, dict) else None
     records = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
     stream = records[0].get("eventSourceARN") if records else None
-    numbers = [_sequence_number(r) for r in records]  # a malformed record must not break the logging
-    numbers = [n for n in numbers if isinstance(n, str)]
+    # the first and the last sequence number, not every one: the parser walks the records next
+    # (a malformed record must not break the logging: its number is skipped)
+    first = next((n for r in records if isinstance(n := _sequence_number(r), str)), None)
+    last = next((n for r in reversed(records) if isinstance(n := _sequence_number(r), str)), None)
     logger.append_keys(
         request_id=getattr(context, "aws_request_id", None), stream=stream,
         route=",".join(r.name for r in _routes_of(stream, config)) or None,
-        sequence_numbers=f"{numbers[0]}-{numbers[-1]}" if numbers else None,
+        sequence_numbers=f"{first}-{last}" if first is not None else None,
     )
     metrics.add_metric(name="BatchRecords", unit=MetricUnit.Count, value=len(records))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import operator
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -208,25 +207,47 @@ class RowsPlan:
     def __init__(self, route: Route):
         self.route = route
         columns = written_columns(route)
-        self.fields = tuple(f"c{i}" for i in range(len(columns)))
-        self.names = tuple(name for name, _ in columns)
-        self.json_fields = tuple(f"c{i}" for i, (_, type_name) in enumerate(columns) if type_name in ("json", "jsonb"))
         self.key_fields = tuple((f"c{i}", name) for i, (name, _) in enumerate(columns) if name in route.key)
-        self.read_row = _getter(self.names)
-        # columns whose values JSON has no type for: turned into their text before json.dumps, as its
-        # default= would (the C encoder calls back into Python for each such value otherwise)
-        self.text_fields = tuple(f"c{i}" for i, column in enumerate(route.columns) if column.type.base in _AS_TEXT)
+        self.upsert_document = _upsert_document(columns)
         self.versioned = route.versioned
         self.hard = route.deletes == Deletes.HARD and not route.versioned  # its upserts look up, its deletes
         # write, the tombstone of the key
 
 
-def _getter(names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """``row -> tuple of the values of names`` (``itemgetter`` of one name returns the value alone)."""
-    if len(names) == 1:
-        name = names[0]
-        return lambda row: (row[name],)
-    return operator.itemgetter(*names)
+def _upsert_document(columns: Sequence[tuple[str, str]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """``row -> {"c0": value, ...}`` for an upsert, generated once per route from its columns.
+
+    json and jsonb values become their exact JSON text (``dumps_exact``); Decimal, UUID, datetime
+    and date values of numeric, uuid, time and date columns become the text ``_json_default`` would
+    make of them, so that json.dumps does not call back into Python for each. Everything else is
+    left to json.dumps (and ``_json_default``) as it is.
+    """
+    items = []
+    for i, (name, type_name) in enumerate(columns):
+        value = f"row[{name!r}]"
+        base = type_name.split("(")[0].removesuffix("[]")
+        if type_name in ("json", "jsonb"):
+            value = f"(None if (v{i} := {value}) is None else dumps_exact(v{i}))"
+        elif type_name.endswith("[]") and base in _AS_TEXT:
+            value = f"as_texts({value})"
+        elif base in _AS_TEXT:
+            value = f"(t{i}(v{i}) if (t{i} := TEXTS.get(type(v{i} := {value}))) is not None else v{i})"
+        items.append(f"'c{i}': {value}")
+    source = "def upsert_document(row):\n    return {" + ", ".join(items) + "}"
+    namespace: dict[str, Any] = {"dumps_exact": dumps_exact, "TEXTS": _TEXTS, "as_texts": _as_texts}
+    exec(compile(source, "<sinks.postgres.statements.upsert_document>", "exec"), namespace)
+    build: Callable[[dict[str, Any]], dict[str, Any]] = namespace["upsert_document"]
+    return build
+
+
+def _as_texts(value: Any) -> Any:
+    """An array's Decimal, UUID, datetime and date items as ``_json_default`` would make them."""
+    as_text = _TEXTS.get(type(value))
+    if as_text is not None:
+        return as_text(value)
+    if type(value) is list:
+        return [_TEXTS.get(type(item), _itself)(item) for item in value]
+    return value
 
 
 _PLANS: dict[int, RowsPlan] = {}
@@ -255,8 +276,7 @@ def _itself(value: Any) -> Any:
 def encode_rows(route: Route, changes: Sequence[Change]) -> str:
     """The JSON document for ``apply_statement``: one object per change."""
     plan = rows_plan(route)
-    fields, json_fields, read_row, hard, versioned = plan.fields, plan.json_fields, plan.read_row, plan.hard, plan.versioned
-    text_fields = plan.text_fields
+    upsert_document, hard, versioned = plan.upsert_document, plan.hard, plan.versioned
     documents = []
     for change in changes:
         row = change.row
@@ -264,18 +284,7 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
             document = {field: row[name] for field, name in plan.key_fields}
             document["o"], document["t"] = Op.DELETE, change.time
         else:
-            document = dict(zip(fields, read_row(row)))
-            for field in json_fields:
-                value = document[field]
-                if value is not None:
-                    document[field] = dumps_exact(value)
-            for field in text_fields:
-                value = document[field]
-                as_text = _TEXTS.get(type(value))
-                if as_text is not None:
-                    document[field] = as_text(value)
-                elif type(value) is list:
-                    document[field] = [_TEXTS.get(type(item), _itself)(item) for item in value]
+            document = upsert_document(row)
             document["o"] = Op.UPSERT  # a soft delete keeping values writes them with its time
             if change.values_from is not None:
                 document["t"] = change.time or dt.datetime.now(dt.UTC)
