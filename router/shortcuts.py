@@ -149,16 +149,19 @@ def _boolean(column_type: ColumnType) -> Shortcut:
     return convert
 
 
-def _uuid(column_type: ColumnType) -> Shortcut:
-    def convert(av: Any) -> Any:
-        payload = _payload(av, "S")
-        if payload is not None:
-            try:
-                return uuid.UUID(payload.strip())
-            except ValueError:
-                pass
-        return SLOW
-    return convert
+def _parsed(parse: Callable[[str], Any]) -> Callable[[ColumnType], Shortcut]:
+    """S text parsed as the type's cast parses it (stripped): uuid, date; SLOW where it does not parse."""
+    def make(column_type: ColumnType) -> Shortcut:
+        def convert(av: Any) -> Any:
+            payload = _payload(av, "S")
+            if payload is not None:
+                try:
+                    return parse(payload.strip())
+                except ValueError:
+                    pass
+            return SLOW
+        return convert
+    return make
 
 
 def _timestamptz(column_type: ColumnType) -> Shortcut:
@@ -187,18 +190,6 @@ def _timestamptz(column_type: ColumnType) -> Shortcut:
                     return _EPOCH + dt.timedelta(seconds=number / divisor)
                 except OverflowError:
                     return SLOW
-        return SLOW
-    return convert
-
-
-def _date(column_type: ColumnType) -> Shortcut:
-    def convert(av: Any) -> Any:
-        payload = _payload(av, "S")
-        if payload is not None:
-            try:
-                return dt.date.fromisoformat(payload.strip())
-            except ValueError:
-                pass
         return SLOW
     return convert
 
@@ -285,6 +276,6 @@ def storable(text: str) -> bool:
 
 _MAKERS: dict[str, Callable[[ColumnType], Shortcut]] = {
     "text": _text, "varchar": _text, "smallint": _integer, "integer": _integer, "bigint": _integer,
-    "numeric": _numeric, "double precision": _double, "boolean": _boolean, "uuid": _uuid,
-    "timestamptz": _timestamptz, "date": _date, "json": _document_shortcut, "jsonb": _document_shortcut,
+    "numeric": _numeric, "double precision": _double, "boolean": _boolean, "uuid": _parsed(uuid.UUID),
+    "timestamptz": _timestamptz, "date": _parsed(dt.date.fromisoformat), "json": _document_shortcut, "jsonb": _document_shortcut,
 }
