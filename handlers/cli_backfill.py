@@ -5,6 +5,7 @@ Registered on ``handlers.cli.app`` (imported there with one line).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import random
 import sys
@@ -21,10 +22,11 @@ from rich.text import Text
 from handlers.cli_app import command
 from handlers.cli_support import console, error
 from operations.assemble import load_config
-from operations.backfill import Backfill, BackfillError, route_pipeline
+from operations.backfill import Backfill, BackfillError, FillingSink, SegmentState, fill_of, route_pipeline
 from router.model import Config, Route
 from router.modes import Deletes
 from router.pipeline import Pipeline
+from router.sink import Fill
 from sinks.postgres.sink import PostgresSink
 
 
@@ -80,6 +82,7 @@ def _route(config: Config, name: str) -> Route:
 
 def _postgres(pipeline: Pipeline, route: Route, what: str) -> PostgresSink:
     sink = pipeline.sinks[route.sink]
+    sink = sink.inner if isinstance(sink, FillingSink) else sink
     if not isinstance(sink, PostgresSink):
         raise BackfillError(f"{what}, and route {route.name!r} writes to sink {route.sink!r} of type "
                             f"{sink.config.type}")
@@ -126,9 +129,11 @@ def _progress(title: str, total: int | None, done: int) -> Iterator[Callable[[in
 @click.option("--batch-size", type=click.IntRange(1, 10000), default=1000, show_default=True,
               help="Items per Scan page and per transaction.")
 @click.option("--restart", is_flag=True, help="Forget the saved positions of this backfill and start again.")
+@click.option("--columns", metavar="A,B", help="Fill only these columns of the rows that exist (columns added to the "
+                                               "route after its table was replicated), never over a newer stream write.")
 def backfill(config: Path | None, route_name: str, segments: int, rate: float, items_per_second: float | None,
              consistent_read: bool, endpoint_url: str | None, region: str | None, export: str | None,
-             batch_size: int, restart: bool, debug: bool) -> None:
+             batch_size: int, restart: bool, columns: str | None, debug: bool) -> None:
     """Write the items of ROUTE's source table into its target.
 
     Reads the table with a parallel Scan (or an export to S3), through the route's transforms
@@ -136,18 +141,23 @@ def backfill(config: Path | None, route_name: str, segments: int, rate: float, i
     has no row and no tombstone for its key, so nothing the stream wrote is overwritten and no
     deleted item comes back. Needs the table's stream enabled and its trigger deployed from
     TRIM_HORIZON first. Positions are saved per segment: after a crash, run it again to go on.
+
+    --columns A,B fills only those columns of rows that exist, where a row's version is still
+    the one recorded before the items were read: no row is made, none comes back, and nothing
+    the stream wrote since is overwritten (see the README's Backfill section).
     """
     loaded = load_config(config)
     route = _route(loaded, route_name)
     with _one_line():
+        fill = fill_of(route, columns.split(",")) if columns is not None else None
         aws = _Aws(region, endpoint_url, route.source)
         source, warnings = _source(aws, loaded, route, export, segments, rate, items_per_second, consistent_read,
                                    batch_size)
         for warning in warnings:
             console.print(Text(f"warning: {warning}", style="yellow"))
-        pipeline = route_pipeline(loaded, route)
+        pipeline = route_pipeline(loaded, route, fill)
         try:
-            _backfill(pipeline, route, source, aws, segments, batch_size, restart)
+            _backfill(pipeline, route, source, aws, segments, batch_size, restart, fill)
         finally:
             pipeline.close()
 
@@ -176,31 +186,64 @@ def _source(aws: _Aws, config: Config, route: Route, export: str | None, segment
 
 
 def _backfill(pipeline: Pipeline, route: Route, source: Any, aws: _Aws, segments: int, batch_size: int,
-              restart: bool) -> None:
+              restart: bool, fill: Fill | None = None) -> None:
     from operations.backfill_checkpoints import PostgresBackfillCheckpoints
 
-    checkpoints = PostgresBackfillCheckpoints(_postgres(pipeline, route, "backfill keeps its positions in a "
-                                                                         "postgres sink"))
+    sink = _postgres(pipeline, route, "backfill keeps its positions in a postgres sink")
+    checkpoints = PostgresBackfillCheckpoints(sink)
     checkpoints.create()
-    if restart:
-        checkpoints.clear(route.name, source.name)
     runner = Backfill(pipeline, route, source, checkpoints, key_names=aws.key_names, batch_size=batch_size,
-                      workers=segments)
+                      workers=segments, fill=fill)
+    if restart:
+        checkpoints.clear(runner.name, source.name)
     states = runner.states()
     resumed = sum(state.items for state in states.values())
     if states and all(state.finished for state in states.values()):  # said before a progress bar would be drawn full
         console.print(f"nothing to do: this backfill finished earlier ({resumed} items); --restart runs it again")
         return
+    if fill is not None:
+        _versions(sink, checkpoints, runner, any(state.items for state in states.values()) and not restart, source)
     began = time.monotonic()
     with _progress(f"backfill {route.name}", source.estimated_items, resumed) as advance:
         runner.on_page = lambda report: advance(report.items)
         result = runner.run()
     seconds = time.monotonic() - began
     stats = result.stats
+    written = (f"{stats.upserted} filled, {stats.stale} not filled (no such row, deleted, or written by the stream "
+               "since the versions were recorded)" if fill is not None else
+               f"{stats.upserted} written, {stats.stale} already in the target or deleted since")
     console.print(f"{result.items} item(s) read in {seconds:.1f}s ({result.items / max(seconds, 1e-9):,.0f} items/s)"
-                  + (f", resumed after {result.resumed}" if result.resumed else "") + f": {stats.upserted} written, "
-                  f"{stats.stale} already in the target or deleted since, {stats.dead_lettered} dead-lettered; "
-                  f"positions in {checkpoints.table.as_string(None)}")
+                  + (f", resumed after {result.resumed}" if result.resumed else "") + f": {written}, "
+                  f"{stats.dead_lettered} dead-lettered; positions in {checkpoints.table.as_string(None)}")
+    if fill is not None:
+        sink.forget_versions(route)
+        checkpoints.clear(runner.name, VERSIONS)
+
+
+VERSIONS = "versions"  # the checkpoints' source under which a fill saves when it recorded the rows' versions
+
+
+def _versions(sink: PostgresSink, checkpoints: Any, runner: Backfill, resuming: bool, source: Any) -> None:
+    """Record the versions of the route's rows before any item is read (a fill writes only where they still
+    hold), or keep those of the fill this run resumes. An export shows the items as they were at its export
+    time, so it must have been taken after the versions were recorded."""
+    route, exported = runner.route, getattr(source, "export_time", None)
+    saved = checkpoints.load(runner.name, VERSIONS).get(VERSIONS)
+    recorded = dt.datetime.fromisoformat(saved.position["at"]) if saved and saved.position else None
+    kept = recorded is not None and sink.has_versions(route)
+    if kept and recorded is not None and (resuming if exported is None else exported > recorded):
+        return
+    if not kept or exported is None:
+        sink.record_versions(route)
+        recorded = dt.datetime.now(dt.UTC)  # after the commit: every version recorded is at least this old
+        checkpoints.save(runner.name, VERSIONS, VERSIONS, SegmentState({"at": recorded.isoformat()}, 0, True))
+        console.print(f"recorded the version of every row of {route.qualified_table} at {recorded:%Y-%m-%d %H:%M:%S}Z "
+                      f"(in {sink.versions_table(route).as_string(None)})")
+    if exported is not None and recorded is not None and exported <= recorded:
+        raise BackfillError(f"export {source.name} shows the items as they were at {exported:%Y-%m-%d %H:%M:%S}Z, "
+                            f"before the versions of the rows were recorded ({recorded:%Y-%m-%d %H:%M:%S}Z): a fill "
+                            "from it could write older values over newer ones. Export the table again (its export "
+                            "time after that) and run this command with the new export")
 
 
 # -- verify ---------------------------------------------------------------------------------

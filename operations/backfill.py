@@ -10,6 +10,11 @@ item was deleted after it was read. Replaying a page is a no-op for the same rea
 The position of every segment is saved in the target database after its page commits,
 so a rerun continues where a crash stopped (at most one page per segment is written
 twice, harmlessly).
+
+A fill (``backfill --columns``) writes only some columns of rows that exist: the route is cut
+to its key and those columns (so the transform, its casts and masks, and ``on_error`` see only
+them), and every batch reaches the sink as a ``Fill``, which updates a row only where its
+version is still the one the sink recorded before the items were read (``sinks.sql.fill``).
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ from operations.assemble import pipeline_for
 from router.attrs import dumps_exact, to_python
 from router.errors import BackfillError
 from router.model import Config, Route
-from router.modes import SourceKind
+from router.modes import NewAttribute, SourceKind
 from router.pipeline import Pipeline
 from router.records import ChangeRecord
-from router.sink import RouteStats
+from router.sink import Fill, RouteBatch, RouteStats, Sink
 from sources.pages import Page, PageReader, Source
 
 BACKFILL = "cdc-router:backfill"  # eventSource of the synthetic records, as kept in dead letters
@@ -76,10 +81,62 @@ def insert_record(index: int, table: str, key_names: Sequence[str], item: dict[s
                         source=SourceKind.BACKFILL)
 
 
-def route_pipeline(config: Config, route: Route) -> Pipeline:
-    """A pipeline that knows only ``route``: a table may feed other routes, and they are not backfilled."""
-    return pipeline_for(dataclasses.replace(
+def route_pipeline(config: Config, route: Route, fill: Fill | None = None) -> Pipeline:
+    """A pipeline that knows only ``route``: a table may feed other routes, and they are not backfilled.
+    With ``fill``, the route cut to what the fill writes, and its sink filling instead of upserting."""
+    route = route if fill is None else fill_route(route, fill)
+    pipeline = pipeline_for(dataclasses.replace(
         config, routes={route.name: route}, sinks={route.sink: config.sinks[route.sink]}))
+    if fill is not None:
+        pipeline.sinks[route.sink] = FillingSink(pipeline.sinks[route.sink], fill)
+    return pipeline
+
+
+def fill_of(route: Route, names: Sequence[str]) -> Fill:
+    """``--columns A,B`` of ``route`` as a ``Fill``, or a BackfillError that says what is wrong and what would do."""
+    columns = tuple(dict.fromkeys(name.strip() for name in names if name.strip()))
+    written = [column.name for column in route.columns] + ([route.extras] if route.extras else [])
+    if not columns:
+        raise BackfillError(f"--columns names no column (route {route.name!r} has: {', '.join(written)})")
+    if route.versioned:
+        raise BackfillError(f"route {route.name!r} keeps a row per version (mode: {route.mode}): --columns fills "
+                            "rows of current state, and the past versions of an item cannot be read from its table")
+    unknown = [name for name in columns if name not in written]
+    if unknown:
+        raise BackfillError(f"route {route.name!r} has no column {unknown[0]!r} (its columns: {', '.join(written)})")
+    keys = [name for name in columns if name in route.key]
+    if keys:
+        raise BackfillError(f"column {keys[0]!r} is in the key of route {route.name!r}: the key identifies the rows "
+                            "a fill writes, and is never written by one")
+    return Fill(columns)
+
+
+def fill_route(route: Route, fill: Fill) -> Route:
+    """The route cut to its key and the filled columns (all of them when the extras column is filled: it holds what
+    the others do not map), adding no columns of its own (``columns: auto``)."""
+    if route.extras in fill.columns:
+        return dataclasses.replace(route, auto=False, on_new_attribute=NewAttribute.IGNORE)
+    kept = tuple(column for column in route.columns if column.name in route.key or column.name in fill.columns)
+    return dataclasses.replace(route, columns=kept, extras=None, auto=False, on_new_attribute=NewAttribute.IGNORE)
+
+
+def checkpoint_name(route: Route, fill: Fill | None) -> str:
+    """The name a backfill's positions are saved under: a fill's are its own."""
+    return route.name if fill is None else f"{route.name} --columns {','.join(fill.columns)}"
+
+
+class FillingSink(Sink):
+    """The route's sink with every batch a fill of ``fill``'s columns: the pipeline knows nothing of fills."""
+
+    def __init__(self, inner: Sink, fill: Fill):
+        super().__init__(inner.config, inner.routes)
+        self.inner, self.fill = inner, fill
+
+    def apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
+        return self.inner.apply([dataclasses.replace(batch, fill=self.fill) for batch in batches])
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class Backfill:
@@ -87,8 +144,10 @@ class Backfill:
 
     def __init__(self, pipeline: Pipeline, route: Route, source: Source, checkpoints: Checkpoints, *,
                  key_names: Sequence[str] = (), batch_size: int = 1000, workers: int | None = None,
-                 in_flight: int | None = None, on_page: Callable[[PageReport], None] | None = None):
+                 in_flight: int | None = None, on_page: Callable[[PageReport], None] | None = None,
+                 fill: Fill | None = None):
         self.pipeline, self.route, self.source, self.checkpoints = pipeline, route, source, checkpoints
+        self.name = checkpoint_name(route, fill)  # positions: a fill of some columns keeps its own
         self.key_names, self.batch_size = tuple(key_names), batch_size
         self.workers = workers or len(source.segments)
         self.in_flight = in_flight or 2 * self.workers
@@ -96,7 +155,7 @@ class Backfill:
 
     def states(self) -> dict[str, SegmentState]:
         """The saved position of every segment; a segmentation other than the source's is an error."""
-        saved = self.checkpoints.load(self.route.name, self.source.name)
+        saved = self.checkpoints.load(self.name, self.source.name)
         foreign = sorted(set(saved) - set(self.source.segments))
         if foreign:
             raise BackfillError(
@@ -117,7 +176,7 @@ class Backfill:
                 state = states[page.segment]
                 state.items += len(page.items)
                 state.position, state.finished = page.position, page.finished
-                self.checkpoints.save(self.route.name, self.source.name, page.segment, state)
+                self.checkpoints.save(self.name, self.source.name, page.segment, state)
                 result.items, result.pages = result.items + len(page.items), result.pages + 1
                 result.stats.add(stats)
                 self.on_page(PageReport(page.segment, len(page.items), stats, result.resumed + result.items,

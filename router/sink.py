@@ -57,11 +57,20 @@ class DeadLetter:
     error: str
 
 
+@dataclass(frozen=True)
+class Fill:
+    """``backfill --columns``: write only ``columns`` of rows that exist, and only where a row's version is
+    still the one the sink recorded before the items were read (``Sink.record_versions``)."""
+
+    columns: tuple[str, ...]
+
+
 @dataclass
 class RouteBatch:
     route: Route
     changes: list[Change] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    fill: Fill | None = None       # the changes fill these columns of existing rows instead of upserting
 
     @property
     def first_index(self) -> int:
@@ -190,6 +199,18 @@ class Sink:
     def apply_fixes(self, drifts: Sequence[Drift]) -> None:
         """Run the ``fix`` statements of ``drifts`` (from ``check``/``check_state``), in order."""
         raise NotImplementedError(f"sink type {self.config.type!r} cannot change its tables")
+
+    def record_versions(self, route: Route) -> None:
+        """Record the key and version of every row of the route's table (anew), for fills (``RouteBatch.fill``)."""
+        raise NotImplementedError(f"sink type {self.config.type!r} cannot fill columns")
+
+    def has_versions(self, route: Route) -> bool:
+        """Whether the versions of the route's rows are recorded (``record_versions``, not forgotten since)."""
+        raise NotImplementedError(f"sink type {self.config.type!r} cannot fill columns")
+
+    def forget_versions(self, route: Route) -> None:
+        """Drop the recorded versions of the route's rows."""
+        raise NotImplementedError(f"sink type {self.config.type!r} cannot fill columns")
 
     def explain(self, batches: Sequence[RouteBatch]) -> list[str]:
         """The statements ``apply`` would run for ``batches``, for dry runs; nothing by default."""

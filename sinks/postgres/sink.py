@@ -120,7 +120,7 @@ class PostgresSink(SqlSink):
         raise error
 
     def _apply(self, batches: Sequence[RouteBatch]) -> dict[str, RouteStats]:
-        work = [(batch, self._statement(batch.route), self._params(batch.route, batch.changes))
+        work = [(batch, self._statement(batch), self._params(batch.route, batch.changes))
                 for batch in batches if batch.changes]
         letters = [letter for batch in batches for letter in batch.dead_letters]
         conn = self.connection()
@@ -151,8 +151,12 @@ class PostgresSink(SqlSink):
             stats[batch.route.name] = route_stats(batch.changes, upserted, deleted)  # soft deletes count as deletes
         return stats
 
-    def _statement(self, route: Route) -> str:
-        """The route's apply statement; an auto route's, for the columns it has now (cached per set)."""
+    def _statement(self, batch: RouteBatch) -> str:
+        """The batch's statement: for a fill (``backfill --columns``) the fill statement, else the route's apply
+        statement; an auto route's, for the columns it has now (cached per set)."""
+        route = batch.route
+        if batch.fill is not None:
+            return statements.fill_statement(route, self.versions_table(route), batch.fill).as_string(None)
         if not route.added:
             return self._apply_sql[route.name]
         key = (route.name, tuple(column.name for column in route.added))
@@ -175,6 +179,7 @@ class PostgresSink(SqlSink):
     def _find_rejected(self, batches: Sequence[RouteBatch]) -> Change | None:
         """Replay the batch change by change under savepoints; return the first one refused."""
         changes = sorted((c for b in batches for c in b.changes), key=lambda c: c.first)
+        queries = {b.route.name: self._statement(b) for b in batches if b.changes}
         try:
             conn = self.connection()
             with conn.transaction(force_rollback=True):
@@ -183,7 +188,7 @@ class PostgresSink(SqlSink):
                 for change in changes:
                     try:
                         with conn.transaction():
-                            conn.execute(self._statement(change.route), self._params(change.route, [change]))
+                            conn.execute(queries[change.route.name], self._params(change.route, [change]))
                     except psycopg.Error as exc:
                         if isinstance(classify(exc, self.credentials), RejectedChangeError):
                             return change
@@ -200,7 +205,7 @@ class PostgresSink(SqlSink):
         explained = []
         for batch in (b for b in batches if b.changes):
             params = ", ".join(f"%({k})s = {v}" for k, v in self._params(batch.route, batch.changes).items())
-            explained.append(f"-- {batch.route.name}: {params}\n{self._statement(batch.route)}")
+            explained.append(f"-- {batch.route.name}: {params}\n{self._statement(batch)}")
         return explained
 
     # -- the base's statements -------------------------------------------------------------

@@ -21,8 +21,9 @@ from psycopg import sql
 from router.attrs import dumps_exact
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
 from router.modes import Deletes, Op
-from router.sink import DELETE, Change
+from router.sink import DELETE, Change, Fill
 from sinks.sql.dialect import DOCUMENT, ID, NAME, STAMP, TEXT, TIME, VERSION, Dialect
+from sinks.sql.fill import guard as fill_guard
 from sinks.sql.rows import DEAD_LETTERS, TOMBSTONES, tombstone_key, written_columns
 
 POSTGRES = Dialect(
@@ -94,9 +95,44 @@ def field_list(columns: Sequence[tuple[str, str]]) -> sql.Composed:
 
 def value_list(columns: Sequence[tuple[str, str]]) -> sql.Composed:
     """The batch document's fields as the columns' values."""
-    return sql.SQL(", ").join(
-        sql.SQL("d.{}::{}").format(_field(i), sql.SQL(t)) if t in ("json", "jsonb") else sql.SQL("d.{}").format(_field(i))
-        for i, (_, t) in enumerate(columns))
+    return sql.SQL(", ").join(_value(i, t) for i, (_, t) in enumerate(columns))
+
+
+def _value(index: int, type_name: str) -> sql.Composed:
+    if type_name in ("json", "jsonb"):
+        return sql.SQL("d.{}::{}").format(_field(index), sql.SQL(type_name))
+    return sql.SQL("d.{}").format(_field(index))
+
+
+_FILL = """\
+WITH d AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz, "k" text)
+), filled AS (
+    UPDATE {table} AS t SET {assignments}
+    FROM d, {versions} AS w
+    WHERE d."o" = 'u' AND {key_match} AND {recorded_match} AND {guard}
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM filled), 0"""
+
+
+def fill_statement(route: Route, versions: sql.Identifier, fill: Fill) -> sql.Composed:
+    """``backfill --columns``: the batch's values of ``fill.columns`` into rows that exist and whose version
+    is still the recorded one (``sinks.sql.fill``); returns (rows filled, 0) as ``apply_statement`` returns
+    (upserted, deleted). The sink takes the batch's row locks before it (``batch_locks``), as for any write."""
+    columns = written_columns(route)
+    index = {name: i for i, (name, _) in enumerate(columns)}
+    types = dict(columns)
+
+    def match(alias: str) -> sql.Composed:
+        return sql.SQL(" AND ").join(sql.SQL("{}.{} = d.{}").format(sql.Identifier(alias), sql.Identifier(k),
+                                                                     _field(index[k])) for k in route.key)
+    return sql.SQL(_FILL).format(
+        fields=field_list(columns), table=sql.Identifier(route.schema, route.table), versions=versions,
+        assignments=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(name), _value(index[name], types[name]))
+                                       for name in fill.columns),
+        key_match=match("t"), recorded_match=match("w"),
+        guard=fill_guard(route, sql.Identifier("t"), sql.Identifier("w")))
 
 
 def apply_statement(route: Route, state_schema: str) -> sql.Composed:

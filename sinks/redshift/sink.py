@@ -32,6 +32,7 @@ from router.sink import (
     Capabilities,
     Change,
     DeadLetter,
+    Fill,
     RejectedChangeError,
     RouteBatch,
     RouteStats,
@@ -48,6 +49,7 @@ from sinks.redshift.transport import (
     Transport,
 )
 from sinks.sql.drift import LiveTable
+from sinks.sql.fill import versions_table as fill_versions_table
 from sinks.sql.rows import TOMBSTONES, dead_letter_row, route_stats, storable_json, tombstone_key, written_columns
 from sinks.sql.sink import OPTIONS, QueryResult, SqlSink, log_added
 
@@ -132,20 +134,20 @@ class RedshiftSink(SqlSink):
         changes = sorted(batch.changes, key=lambda change: change.first)
         logger.warning("redshift refused a statement; finding the change", extra={"route": route,
                                                                                   "changes": len(changes)})
-        if self._passes(batch.route, changes):
+        if self._passes(batch.route, changes, batch.fill):
             return error  # the route's changes pass on their own: not one change's fault
         low, high = 0, len(changes) - 1
         while low < high:
             middle = (low + high) // 2
-            if self._passes(batch.route, changes[: middle + 1]):
+            if self._passes(batch.route, changes[: middle + 1], batch.fill):
                 low = middle + 1
             else:
                 high = middle
         return RejectedChangeError(str(error), changes[low])
 
-    def _passes(self, route: Route, changes: Sequence[Change]) -> bool:
+    def _passes(self, route: Route, changes: Sequence[Change], fill: Fill | None = None) -> bool:
         """Whether Redshift takes these changes of ``route``: a trial, rolled back whatever happens."""
-        groups = self._route_groups(RouteBatch(route, list(changes)), itertools.count(), self.now())
+        groups = self._route_groups(RouteBatch(route, list(changes), fill=fill), itertools.count(), self.now())
         try:
             for call in _pack(groups):
                 self.transport.execute(call, deadline.current(), rollback=True)
@@ -194,6 +196,8 @@ class RedshiftSink(SqlSink):
         def parts(stage: str) -> tuple[Statement, list[Statement]]:
             kind = versions.VersionStatements if route.versioned else RouteStatements
             staged = kind(route, self.state_schema, stage, target, now)
+            if batch.fill is not None and isinstance(staged, RouteStatements):
+                return staged.create(), staged.fill(batch.fill, fill_versions_table(route))
             return staged.create(), [*guards, *staged.apply()]
         rows = _chunks([(change, self._row_writer(route).row(change, now)) for change in batch.changes])
         additions = added.additions(route, target, self.state_schema, now) if route.auto else []

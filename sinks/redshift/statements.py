@@ -27,9 +27,11 @@ from psycopg import sql
 
 from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
 from router.modes import Deletes, Op
+from router.sink import Fill
 from sinks.redshift import dialect
 from sinks.redshift.transport import Statement
 from sinks.sql.ddl import DEAD_LETTER_COLUMNS
+from sinks.sql.fill import guard as fill_guard
 from sinks.sql.rows import AUTO_COLUMNS, DEAD_LETTERS, TOMBSTONES, written_columns
 
 UPSERTED, DELETED = "upserted", "deleted"  # what a statement's row count adds to the route's stats
@@ -89,6 +91,21 @@ class RouteStatements:
             steps += [(self._clear_tombstones(), None), (self._write_tombstones(), None)]
         writes = ((self.route.schema, self.route.table),) + (((self.state, TOMBSTONES),) if hard else ())
         return [Statement(statement.as_string(None), self.route.name, counts, writes) for statement, counts in steps]
+
+    def fill(self, fill: Fill, versions: str) -> list[Statement]:
+        """``backfill --columns``: the staged values of ``fill.columns`` into rows that exist and whose version is
+        still the one recorded in ``versions`` (a table of the state schema, ``sinks.sql.fill``), instead of
+        ``apply``; counts as upserted."""
+        types, recorded = dict(written_columns(self.route)), sql.Identifier(versions)
+        same_key = sql.SQL(" AND ").join(
+            dialect.same(sql.SQL("{}.{}").format(recorded, sql.Identifier(k)), self.fields[self.columns.index(k)],
+                         types[k]) for k in self.route.key)
+        sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(name), self.fields[self.columns.index(name)])
+                                  for name in fill.columns)
+        statement = sql.SQL("UPDATE {} SET {} FROM {}, {} WHERE {} AND {} AND {} AND {}").format(
+            self.table, sets, self.stage, sql.Identifier(self.state, versions), self._is(UPSERT), self._match(), same_key,
+            fill_guard(self.route, self.bare, recorded))
+        return [Statement(statement.as_string(None), self.route.name, UPSERTED, ((self.route.schema, self.route.table),))]
 
     # -- pieces ---------------------------------------------------------------------------
 

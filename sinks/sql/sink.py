@@ -22,7 +22,7 @@ from router import auto
 from router.log import logger
 from router.model import AddedColumn, Route, SinkConfig
 from router.sink import Drift, RouteBatch, RouteStats, Sink, StoredDeadLetter
-from sinks.sql import ddl, dead_letters, drift, readback
+from sinks.sql import ddl, dead_letters, drift, fill, readback
 from sinks.sql.dialect import Dialect
 from sinks.sql.rows import AUTO_COLUMNS, DEAD_LETTERS, TOMBSTONES, target_name
 
@@ -136,6 +136,26 @@ class SqlSink(Sink):
     def _live_table(self, route: Route) -> drift.LiveTable | None:
         """The catalog's view of the route's target table, or None when there is no such table."""
         raise NotImplementedError
+
+    # -- fills (backfill --columns) ---------------------------------------------------------
+
+    def versions_table(self, route: Route) -> sql.Identifier:
+        """Where ``record_versions`` keeps the route's rows' versions: the state schema."""
+        return sql.Identifier(self.state_schema, fill.versions_table(route))
+
+    def record_versions(self, route: Route) -> None:
+        self._run([(statement.as_string(None), route.name)
+                   for statement in fill.record_versions(route, self.versions_table(route))])
+
+    def has_versions(self, route: Route) -> bool:
+        query = sql.SQL("SELECT table_name FROM information_schema.tables "
+                        "WHERE table_schema = {schema} AND table_name = {table}")
+        names = {"schema": self.dialect.placeholder("schema"), "table": self.dialect.placeholder("table")}
+        found = self._query(query.format(**names), {"schema": self.state_schema, "table": fill.versions_table(route)})
+        return bool(found.rows)
+
+    def forget_versions(self, route: Route) -> None:
+        self._run([(fill.forget_versions(self.versions_table(route)).as_string(None), route.name)])
 
     # -- reading back (check-sink) ---------------------------------------------------------
 
