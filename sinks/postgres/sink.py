@@ -131,9 +131,10 @@ class PostgresSink(SqlSink):
         for batch in batches:
             if not batch.route.versioned:
                 keys.setdefault(self._targets[batch.route.name], []).extend(c.key for c in batch.changes)
+        locks = statements.batch_locks(keys)
         with conn.pipeline():
             conn.execute("BEGIN")
-            for lock, lock_params in statements.batch_locks(keys):
+            for lock, lock_params in locks:
                 conn.execute(lock, lock_params)
             for query, params in added.statements(batches, self._targets, self.state_schema):  # columns: auto
                 conn.execute(query, params)

@@ -208,8 +208,9 @@ def row_locks(target: str, keys: Iterable[tuple[Any, ...]]) -> set[int]:
     return {table | _key_hash(key) for key in keys}
 
 
-def batch_locks(keys: Mapping[str, Iterable[tuple[Any, ...]]]) -> list[tuple[sql.SQL, tuple[list[Any], ...]]]:
-    """The lock statements, with their parameters, for the keys a batch writes, by target."""
+def batch_locks(keys: Mapping[str, Iterable[tuple[Any, ...]]]) -> list[tuple[sql.SQL, tuple[str, ...]]]:
+    """The lock statements, with their parameters (array literals: a list of 1,000 ints costs psycopg
+    about 1 ms to adapt, the literal 0.1 ms), for the keys a batch writes, by target."""
     buckets: set[tuple[int, int, bool]] = set()
     fine: set[int] = set()
     for target, target_keys in keys.items():
@@ -218,13 +219,16 @@ def batch_locks(keys: Mapping[str, Iterable[tuple[Any, ...]]]) -> list[tuple[sql
         buckets.update((table, h % LOCK_BUCKETS, exclusive) for h in hashes)
         if not exclusive:
             fine.update((table << 32) | h for h in hashes)
-    statements: list[tuple[sql.SQL, tuple[list[Any], ...]]] = []
+    statements: list[tuple[sql.SQL, tuple[str, ...]]] = []
     if buckets:
-        ordered = sorted(buckets)
-        statements.append((LOCK_BUCKETS_SQL, tuple(list(column) for column in zip(*ordered))))
+        statements.append((LOCK_BUCKETS_SQL, tuple(_array(column) for column in zip(*sorted(buckets)))))
     if fine:
-        statements.append((LOCK_KEYS_SQL, (sorted(fine),)))
+        statements.append((LOCK_KEYS_SQL, (_array(sorted(fine)),)))
     return statements
+
+
+def _array(values: Iterable[int | bool]) -> str:
+    return "{" + ",".join(("t" if v else "f") if isinstance(v, bool) else str(v) for v in values) + "}"
 
 
 def _json_default(value: Any) -> Any:
