@@ -10,10 +10,12 @@ import threading
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 from conftest import EMPLOYEES
 from factories import Stream, event
 from pgfaults import RowLock, wait_until_blocked
+from psycopg import sql
 
 # The Employees route, each pipeline with an application_name of its own.
 TWO_ROUTES = EMPLOYEES.replace("    state_schema: {state}\n", "    state_schema: {state}\n    application_name: {app}\n")
@@ -200,3 +202,27 @@ def test_writers_of_overlapping_keys_wait_for_each_other_and_converge(pg: Any, m
     # AND the table holds the newest change of every key: A's upserts, B's new key 3000
     rows = {r["Id"]: r["Name"] for r in pg.rows("Employees")}
     assert rows == {**{k: f"v{k}" for k in range(501, 1001)}, **{k: f"a{k}" for k in range(1, 501)}, 3000: "b3000"}
+
+
+def test_a_writer_does_not_queue_behind_another_holding_the_routes_progress_row(pg: Any, make_pipeline: Any) -> None:
+    # GIVEN the route's progress row held by another writer's open transaction
+    a, b, stream = blocked_writer(pg, make_pipeline)
+    progress = sql.Identifier(pg.state_schema, "route_progress")
+    holder = psycopg.connect(pg.url)
+    before = holder.execute(sql.SQL('SELECT "version" FROM {} WHERE "route" = %s FOR UPDATE').format(progress),
+                            ("employees",)).fetchone()
+    try:
+        # WHEN writer B applies a batch
+        done = b.process(event([stream.modify({"Id": 7, "empName": "b7", "empDepartment": "y"})]))
+        # THEN it completes (its lock_timeout would fail it had it waited) and leaves the row to the holder
+        assert done.response == {"batchItemFailures": []}, done.failure
+    finally:
+        holder.rollback()
+        holder.close()
+    assert {r["Id"]: r["Name"] for r in pg.rows("Employees")}[7] == "b7"
+    assert pg.conn.execute(sql.SQL('SELECT "version" FROM {}').format(progress)).fetchone()["version"] == before[0]
+    # AND its next batch records its progress again
+    last = stream.modify({"Id": 8, "empName": "b8", "empDepartment": "y"})
+    assert b.process(event([last])).response == {"batchItemFailures": []}
+    assert pg.conn.execute(sql.SQL('SELECT "version" FROM {}').format(progress)).fetchone()["version"] == int(
+        last["dynamodb"]["SequenceNumber"])

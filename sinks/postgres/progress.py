@@ -26,9 +26,18 @@ _CREATE = """CREATE TABLE IF NOT EXISTS {} (
     "changed_at" timestamptz,
     "applied_at" timestamptz NOT NULL DEFAULT now()
 )"""
-_SAVE = """INSERT INTO {0} AS p ("route", "version", "changed_at")
-SELECT r."route", r."version", to_timestamp(r."created")
-FROM jsonb_to_recordset(%s::jsonb) AS r("route" text, "version" numeric, "created" double precision)
+# A route's row is one for all its writers (shards): a writer that finds it held by another's open transaction
+# leaves it to that one, instead of queueing behind its commit (issue 19): the batch's rows are applied all the
+# same, and progress shows the other writer's batch until this one's next. Only the row's first insert can wait.
+_SAVE = """WITH r AS (
+    SELECT r."route", r."version", to_timestamp(r."created") AS "changed_at"
+    FROM jsonb_to_recordset(%s::jsonb) AS r("route" text, "version" numeric, "created" double precision)
+), free AS MATERIALIZED (
+    SELECT p."route" FROM {0} p WHERE p."route" IN (SELECT r."route" FROM r) FOR UPDATE SKIP LOCKED
+)
+INSERT INTO {0} AS p ("route", "version", "changed_at")
+SELECT r."route", r."version", r."changed_at" FROM r
+WHERE r."route" IN (SELECT f."route" FROM free f) OR NOT EXISTS (SELECT FROM {0} q WHERE q."route" = r."route")
 ON CONFLICT ("route") DO UPDATE SET
     "changed_at" = CASE WHEN EXCLUDED."version" >= p."version" THEN EXCLUDED."changed_at" ELSE p."changed_at" END,
     "version" = greatest(p."version", EXCLUDED."version"),
