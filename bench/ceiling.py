@@ -1,8 +1,8 @@
 """What Postgres itself can ingest on this machine: the ceilings cdc-router is held against.
 
 Both take the same batches as the handler, already turned into final rows (one per key,
-the newest image; deletes left out) before the clock starts, so that they measure the
-database and the COPY protocol, not Python. One transaction per batch, like the handler,
+the newest image; deletes left out) and rendered as COPY text before the clock starts, so
+that they measure the database and the COPY protocol, not Python. One transaction per batch, like the handler,
 and batch by batch in turn with it (``Ceilings.after``), so that all three share
 whatever else the machine is doing at the time.
 
@@ -50,6 +50,7 @@ class Ceilings:
         column_list = sql.SQL(", ").join(map(sql.Identifier, names))
         self._copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(self.copy_table, column_list)
         self._stage_sql = sql.SQL("COPY bench_stage ({}) FROM STDIN").format(column_list)
+        self._render_sql = sql.SQL("COPY bench_stage ({}) TO STDOUT").format(column_list)
         self._upsert_sql = sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM bench_stage ON CONFLICT ({}) "
                                    "DO UPDATE SET {}").format(
             self.staged_table, column_list, column_list, sql.SQL(", ").join(map(sql.Identifier, route.key)),
@@ -62,16 +63,26 @@ class Ceilings:
 
     def after(self, payload: str) -> None:
         """Write the rows of one event both ways, one transaction each."""
-        rows = batch_rows(self.route, payload)
-        self.copy_seconds += self._timed(rows, self._copy_sql)
-        self.staged_seconds += self._timed(rows, self._stage_sql, self._upsert_sql)
+        text = self._render(batch_rows(self.route, payload))
+        self.copy_seconds += self._timed(text, self._copy_sql)
+        self.staged_seconds += self._timed(text, self._stage_sql, self._upsert_sql)
 
-    def _timed(self, rows: Rows, copy_sql: sql.Composed, then: sql.Composed | None = None) -> float:
+    def _render(self, rows: Rows) -> bytes:
+        """The rows as COPY text, rendered by the server before the clock starts: psycopg's ``write_row``
+        formats every value in Python (measured: 45 us per wide record, 2 us per Employees record)."""
+        with self.conn.transaction(), self.conn.cursor() as cursor:
+            with cursor.copy(self._stage_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            with cursor.copy(self._render_sql) as copy:
+                text = b"".join(bytes(block) for block in copy)
+        return text  # bench_stage: ON COMMIT DELETE ROWS
+
+    def _timed(self, text: bytes, copy_sql: sql.Composed, then: sql.Composed | None = None) -> float:
         start = time.perf_counter()
         with self.conn.transaction(), self.conn.cursor() as cursor:
             with cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(text)
             if then is not None:
                 cursor.execute(then)
         return time.perf_counter() - start
