@@ -69,3 +69,18 @@ def test_quick_benchmark_writes_every_cell_and_drops_its_schema(database_url: st
     with psycopg.connect(database_url) as conn:
         left = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
     assert left == (0,)
+
+
+def test_the_added_column_benchmark_prints_every_cell_and_drops_its_schemas(database_url: str,
+                                                                           capsys: Any) -> None:
+    from bench import auto_columns
+
+    schema = f"bench_auto_{uuid.uuid4().hex[:8]}"
+    assert auto_columns.main(["--batch-sizes", "3,5", "--repeat", "2", "--schema", schema],
+                             database_url=database_url) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows] == ["3", "5"] and all(len(row) == 5 for row in rows)
+    with psycopg.connect(database_url) as conn:
+        left = conn.execute("SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE %s",
+                            (schema + "%",)).fetchone()
+    assert left == (0,)
