@@ -96,19 +96,24 @@ class AutoColumns:
         """The sink's record of the target's added columns; proposals of an earlier attempt are dropped."""
         self.known = {column.attribute: dataclasses.replace(column, new=False, by=None) for column in recorded}
         self.loaded = True
-        self.begin()
+        self._reset()
 
     def begin(self) -> None:
-        """A new batch (or a new attempt at one): nothing proposed yet."""
-        self.pending = {}
-        self._route = None
-        self._types = {c.name: fit_type(parse_type(c.type), self.capabilities) for c in self.known.values()}
+        """A new batch (or a new attempt at one): nothing proposed yet. The route stays the same object
+        while its columns do (the sinks keep their statements and row plans per route)."""
+        if self.pending:
+            self._reset()
 
     def confirm(self, route: Route) -> None:
         """The sink committed ``route`` (the batch's): its columns are recorded now."""
-        self.known = {c.attribute: dataclasses.replace(c, new=False, by=None) for c in route.added}
+        if any(column.new for column in route.added):
+            self.known = {c.attribute: dataclasses.replace(c, new=False, by=None) for c in route.added}
+            self._reset()
+
+    def _reset(self) -> None:
         self.pending = {}
         self._route = None
+        self._types = {c.name: fit_type(parse_type(c.type), self.capabilities) for c in self.known.values()}
 
     def route(self) -> Route:
         """The route with every added column, known and proposed, as the sink writes it."""
