@@ -220,3 +220,46 @@ def test_the_command_fills_from_a_scan_and_wants_an_export_taken_after_the_versi
     assert filled.exit_code == 0, filled.output
     assert "recorded the version" not in filled.output and ": 3 filled," in filled.output
     assert [r["Department"] for r in pg.rows("Employees", order_by="Id")] == ["E1", "E2", "E3"]
+
+
+def test_the_extras_column_is_filled_with_what_no_column_maps(aws: Table, pg: Any, warehouse_pg: Any,
+                                                               make_both_pipeline: Any, write_config: Any) -> None:
+    # GIVEN rows replicated before the route had an extras column
+    aws.put(1, "n1", "D1", title="CTO")
+    aws.replicate(make_both_pipeline(pg, config("aurora", pg, warehouse_pg, V1)))
+    v2 = config("aurora", pg, warehouse_pg, V1, extras="more")
+    target = make_both_pipeline(pg, v2).sinks["aurora"]
+    employees = next(iter(target.routes))
+    target.apply_fixes(target.check(employees))
+    # WHEN only the extras column is filled THEN it holds the unmapped attributes; Name is left as it was
+    pg.conn.execute(f'UPDATE "{pg.schema}"."Employees" SET "Name" = \'kept\'')
+    fill = fill_of(employees, ["more"])
+    pipeline = route_pipeline(load_config(write_config(v2, pg)), employees, fill)
+    target.record_versions(employees)
+    Backfill(pipeline, employees, ScanSource(aws.dynamodb, "Employees", 1), Memory(), key_names=["Id"],
+             fill=fill).run()
+    pipeline.close()
+    assert pg.rows("Employees") == [{"Id": 1, "Name": "kept", "more": {"empDepartment": "D1", "title": "CTO"}}]
+
+
+def test_a_fill_stopped_by_a_failed_item_resumes_with_the_versions_it_recorded(
+        aws: Table, pg: Any, warehouse_pg: Any, make_both_pipeline: Any, write_config: Any) -> None:
+    # GIVEN rows of v1, and an item whose Department does not fit varchar(10) (on_error: fail)
+    for i in range(1, 6):
+        aws.put(i, f"n{i}", "x" * 20 if i == 3 else f"D{i}")
+    aws.replicate(make_both_pipeline(pg, config("aurora", pg, warehouse_pg, V1)))
+    path = write_config(config("aurora", pg, warehouse_pg, V2), pg)
+    assert CliRunner().invoke(app, ["schema", "-c", str(path), "--apply"]).exit_code == 0
+    command = ["backfill", "employees", "-c", str(path), "--columns", "Department", "--segments", "1",
+               "--batch-size", "1"]
+    # WHEN the fill stops at that item
+    stopped = CliRunner().invoke(app, command)
+    assert stopped.exit_code == 1 and "does not fit varchar(10)" in stopped.stderr
+    assert "recorded the version of every row" in stopped.output
+    # AND the item is corrected in DynamoDB (its record not applied yet), and the command run again
+    aws.put(3, "n3", "D3")
+    resumed = CliRunner().invoke(app, command)
+    # THEN it goes on with the versions recorded first (not recorded again) and fills every row
+    assert resumed.exit_code == 0, resumed.output
+    assert "recorded the version" not in resumed.output and ", resumed after " in resumed.output
+    assert [r["Department"] for r in pg.rows("Employees", order_by="Id")] == ["D1", "D2", "D3", "D4", "D5"]
