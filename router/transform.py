@@ -17,7 +17,7 @@ from router.auto import AutoColumns
 from router.casts import from_epoch
 from router.errors import CastError, RecordError
 from router.model import MISSING, Capabilities, Column, Route
-from router.modes import Deletes, Mask, NewAttribute
+from router.modes import Deletes, Mask, Mode, NewAttribute
 from router.needs import RouteNeeds, missing_new_image, view_problem
 from router.paths import MISSING_VALUE, lookup
 from router.records import NEW_IMAGE, ChangeRecord
@@ -93,16 +93,7 @@ class RouteTransform:
             raise self.needs.error(missing_new_image(self.route, record.event_name))
         if self.filter is None or self.filter(image):
             self.tally.rows += 1
-            if self.has_masks and masking.MASKED in record.raw:
-                row = {name: read(image) for name, read in self.premasked}
-            else:
-                row = self.read_row(image)
-            if self.auto is not None:
-                extras = self.auto.fill(row, image, record)
-                if self.route.extras is not None:
-                    row[self.route.extras] = self._cast_extras(extras)
-            elif self.route.extras is not None:
-                row[self.route.extras] = self._extras(image)
+            row = self._row(image, record)
             return Change(self.route, UPSERT, self._key(row), row, self.version(record), record)
         if record.event_name == "INSERT" or not self._was_selected(record, needs_old):
             return None  # never this route's item: nothing to write, not even a delete
@@ -124,9 +115,31 @@ class RouteTransform:
         if self.route.deletes_for(record.is_expiry) == Deletes.IGNORE:
             return None
         keys = record.keys or {}  # key columns read key attributes only (checked by self.needs)
+        if self.route.mode == Mode.LOG and record.old_image is not None:
+            return Change(self.route, DELETE, *self._old_row(record, keys), self.version(record), record)
         readers = dict(self._readers(record))
         row = {column.name: readers[column.name](keys) for column in self.key_columns}
         return Change(self.route, DELETE, self._key(row), row, self.version(record), record)
+
+    def _old_row(self, record: ChangeRecord, keys: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """A log's delete row: the item as it was (the OldImage, on NEW_AND_OLD_IMAGES and OLD_IMAGE
+        streams), read and masked like an upsert's."""
+        row = self._row({**(record.old_image or {}), **keys}, record)
+        return self._key(row), row
+
+    def _row(self, image: dict[str, Any], record: ChangeRecord) -> dict[str, Any]:
+        """An image's row: the mapped columns, then the auto columns or the extras."""
+        if self.has_masks and masking.MASKED in record.raw:
+            row = {name: read(image) for name, read in self.premasked}
+        else:
+            row = self.read_row(image)
+        if self.auto is not None:
+            extras = self.auto.fill(row, image, record)
+            if self.route.extras is not None:
+                row[self.route.extras] = self._cast_extras(extras)
+        elif self.route.extras is not None:
+            row[self.route.extras] = self._extras(image)
+        return row
 
     def _key(self, row: dict[str, Any]) -> tuple[Any, ...]:
         for name in self.free_scale:  # one spelling per number: tombstones and locks compare key texts

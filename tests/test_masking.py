@@ -153,6 +153,18 @@ def test_a_redriven_dead_letter_keeps_its_digests(pg: Any, secret: Any, make_bot
                                      "Name": "Ana", "Age": 10**6}]
 
 
+@pytest.mark.parametrize("sink", ["aurora", "warehouse"])
+def test_a_log_delete_carries_the_old_image_masked(sink: str, pg: Any, secret: Any, make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, CUSTOMERS + "    mode: log\n", sink=sink, target=pg.schema)
+    ana = secrets()
+    stream = Stream("Customers", key=("email",), view="NEW_AND_OLD_IMAGES")
+    assert pipeline.process(event([stream.insert(customer(ana)), stream.remove({"email": ana["email"]})])).response == OK
+    customers = pg if sink == "aurora" else FoldedTarget(pg, ["Customers", "Email", "Phone", "Ssn", "Name", "Age"])
+    masked = {"Email": digest(ana["email"]), "Phone": digest(ana["phone"], None), "Ssn": None, "Name": "Ana", "Age": 30}
+    assert customers.rows("Customers", order_by="_cdc_version") == [masked, masked]  # the upsert, then the delete
+    assert search(pg, list(ana.values())) == []
+
+
 def test_replay_output_shows_no_unmasked_value(pg: Any, secret: Any, write_config: Any, tmp_path: Path,
                                                make_both_pipeline: Any) -> None:
     make_both_pipeline(pg, CUSTOMERS, sink="aurora", target=pg.schema)  # creates the tables

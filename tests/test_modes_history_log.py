@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import EMPLOYEES
-from factories import Stream, event, read_stream
+from factories import Stream, event, read_stream, wire
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lambda_esm import Shard, Step
@@ -24,6 +24,7 @@ from redshift_on_postgres import ONE_ROUTE, target
 from test_property_convergence import EXAMPLES, HISTORY, STEP, apply_history, dynamodb, fresh_table  # noqa: F401
 from test_verify import counts, pair  # noqa: F401
 
+from operations.backfill import insert_record
 from router.model import Route
 from sources.dynamodb_streams import parse_event
 
@@ -99,6 +100,59 @@ def test_history_ignores_deletes_when_the_route_does(pg: Any, make_pipeline: Any
     assert versions(table(pg), "_cdc_version", "_valid_to") == [(100, at(10)), (200, at(20)), (300, None)]
 
 
+# -- backfill --------------------------------------------------------------------------------------
+
+
+def scanned(pipeline: Any, department: str) -> None:
+    """Id 1 as a backfill's Scan read it: version 0, no time of its own (the write's is taken)."""
+    item = wire({"Id": 1, "empName": "Ana", "empDepartment": department})
+    assert pipeline.process_records([insert_record(0, "Employees", ["Id"], item)]).failure is None
+
+
+@pytest.mark.parametrize("backfill_first", [True, False])
+@pytest.mark.parametrize("sink", SINKS)
+def test_a_backfilled_item_holds_until_the_streams_first_change_of_it(sink: str, backfill_first: bool, pg: Any,
+                                                                       make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, BOTH, sink=sink, mode="history")
+    stream, later = Stream("Employees"), dt.datetime.now(dt.UTC).timestamp() + 3600
+    # GIVEN an item scanned now, and changed by the stream an hour later, delivered before or after the scan
+    changes = [stream.modify({"Id": 1, "empName": "Ana", "empDepartment": "Eng"}, sequence=100, created=later),
+               stream.modify({"Id": 1, "empName": "Ana", "empDepartment": "Ops"}, sequence=200, created=later + 10)]
+    written = dt.datetime.now(dt.UTC)
+    if backfill_first:
+        scanned(pipeline, "Ops")
+    assert pipeline.process(event(changes)).response == OK
+    if not backfill_first:
+        scanned(pipeline, "Ops")
+        scanned(pipeline, "Ops")  # a second backfill changes nothing
+    # THEN the scanned state is version 0, valid from its write until the first change
+    rows = table(pg, sink)
+    assert versions(rows, "_cdc_version", "Department", "_valid_to") == [
+        (0, "Ops", ts(later)), (100, "Eng", ts(later + 10)), (200, "Ops", None)]
+    assert written - dt.timedelta(seconds=5) <= rows[0]["_valid_from"] <= written + dt.timedelta(seconds=60)
+
+
+@pytest.mark.parametrize("backfill_first", [True, False])
+@pytest.mark.parametrize("sink", SINKS)
+def test_a_backfill_after_the_streams_changes_is_valid_for_no_time(sink: str, backfill_first: bool, pg: Any,
+                                                                    make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, BOTH, sink=sink, mode="history")
+    records = ana(Stream("Employees"))[:3]  # changed at T0..T0+20, long before the scan
+    if backfill_first:
+        scanned(pipeline, "Eng")
+    for record in reversed(records):  # newest first: the chain is rebuilt at each arrival
+        assert pipeline.process(event([record])).response == OK
+    if not backfill_first:
+        scanned(pipeline, "Eng")
+    # THEN version 0 comes before the first change and holds for no time: the chain stays ordered and unbroken
+    assert versions(table(pg, sink), "_cdc_version", "_valid_from", "_valid_to") == [
+        (0, at(0), at(0)), (100, at(0), at(10)), (200, at(10), at(20)), (300, at(20), None)]
+
+
+def ts(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
 # -- log -----------------------------------------------------------------------------------------
 
 
@@ -112,6 +166,22 @@ def test_log_holds_each_change_once(sink: str, pg: Any, make_both_pipeline: Any)
     assert (again.stats["employees"].upserted, again.stats["employees"].stale) == (2, 1)
     assert versions(table(pg, sink), "_cdc_version", "_cdc_op", "Department", "_cdc_time") == [
         (100, "u", "Ops", at(0)), (200, "u", "Eng", at(10)), (300, "u", "Eng", at(20)), (400, "d", None, at(30))]
+
+
+@pytest.mark.parametrize(("view", "carried"), [
+    ("NEW_AND_OLD_IMAGES", ("Ana B", "Eng")),  # the OldImage: the item as it was deleted
+    ("OLD_IMAGE", ("Ana B", "Eng")),
+    ("NEW_IMAGE", (None, None)),                # no OldImage on the stream: the key alone
+    ("KEYS_ONLY", (None, None)),
+])
+@pytest.mark.parametrize("sink", SINKS)
+def test_a_log_delete_carries_the_items_last_values(sink: str, view: str, carried: tuple[Any, Any], pg: Any,
+                                                    make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, BOTH, sink=sink, mode="log")
+    stream = Stream("Employees", view=view)
+    stream.modify({"Id": 1, "empName": "Ana B", "empDepartment": "Eng"})  # the stream knows the item
+    assert pipeline.process(event([stream.remove({"Id": 1}, sequence=400)])).response == OK
+    assert versions(table(pg, sink), "_cdc_version", "_cdc_op", "Name", "Department") == [(400, "d", *carried)]
 
 
 def test_schema_creates_the_versioned_table_and_its_index(pg: Any, make_pipeline: Any) -> None:
@@ -141,16 +211,17 @@ def both(request: Any, pg: Any, make_both_pipeline: Any, database_url: str) -> I
                "log": (make_both_pipeline(log_pg, BOTH, sink=sink, mode="log"), target(log_pg, sink))}
 
 
-def expected_history(route: Route, records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The stream's history: a row per record, valid until its key's next record (deletes included)."""
+def expected_history(route: Route, records: list[dict[str, Any]], log: bool = False) -> list[tuple[Any, ...]]:
+    """The stream's history: a row per record, valid until its key's next record (deletes included: NULL
+    values in a history, the OldImage's in a ``log``)."""
     parsed = sorted(parse_event(event(records)), key=lambda r: (int(r.keys["Id"]["N"]), r.version))
     rows = []
     for record, following in zip(parsed, [*parsed[1:], None]):
         key = int(record.keys["Id"]["N"])
         same = following is not None and int(following.keys["Id"]["N"]) == key
-        image = record.new_image or {}
+        image = (record.old_image if log else None) if record.is_delete else record.new_image
         rows.append((key, record.version, "d" if record.is_delete else "u",
-                     None if record.is_delete else image.get("empDepartment", {}).get("S", "NA"),
+                     None if image is None else image.get("empDepartment", {}).get("S", "NA"),
                      record.created_at, following.created_at if same else None))
     return rows
 
@@ -170,7 +241,7 @@ def test_history_and_log_equal_the_stream_under_any_delivery(both: dict[str, Any
         name = "Employees" if pipeline.config.routes["employees"].sink == "aurora" else "employees"  # folded
         pg.conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(pg.schema, name)))
         Shard(records, lambda batch, step, p=pipeline: p.process(event(batch)).response, steps).run()
-        expected = expected_history(pipeline.config.routes["employees"], records)
+        expected = expected_history(pipeline.config.routes["employees"], records, log=mode == "log")
         rows = table(pg)
         if mode == "history":
             assert versions(rows, "Id", "_cdc_version", "_cdc_op", "Department", "_valid_from", "_valid_to") == expected

@@ -317,15 +317,17 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
     """The JSON document for ``apply_statement``: one object per change."""
     plan = rows_plan(route)
     upsert_document, hard, versioned = plan.upsert_document, plan.hard, plan.versioned
+    blank = dict.fromkeys(name for name, _ in written_columns(route)) if versioned else None  # every column NULL
     documents = []
     for change in changes:
         row = change.row
-        if change.op == DELETE and change.values_from is None:
+        if change.op == DELETE and change.values_from is None and not versioned:
             document = {field: row[name] for field, name in plan.key_fields}
             document["o"], document["t"] = Op.DELETE, change.time
-        else:
-            document = upsert_document(row)
-            document["o"] = Op.UPSERT  # a soft delete keeping values writes them with its time
+        else:  # a history or log delete may carry values (a log's: its OldImage), absent ones NULL
+            document = upsert_document(row if change.op != DELETE or blank is None else {**blank, **row})
+            # a soft delete keeping values writes them with its time
+            document["o"] = Op.DELETE if change.op == DELETE and change.values_from is None else Op.UPSERT
             if change.values_from is not None:
                 document["t"] = change.time or dt.datetime.now(dt.UTC)
         document["v"] = change.version

@@ -8,6 +8,12 @@ and sets every ``_valid_to`` to the next version's ``_valid_from`` (NULL for the
 late change lands in its place and its neighbours' validity is adjusted. A delete is a
 version too (op ``d``, NULL values): it closes the version before it, and a late upsert
 older than it cannot reopen the item.
+
+A backfilled item is version 0 (below every stream version: its sequence number is unknown) and
+valid from the time it was written, or from the key's first stream version if that is earlier: a
+scanned state is not known to have held before a change the stream already carries, so that
+version is then valid for no time at all (``_valid_from = _valid_to``). The result does not
+depend on whether the stream's records of the item arrive before or after the backfill.
 """
 
 from __future__ import annotations
@@ -37,17 +43,20 @@ _HISTORY = _RECORDS + """, known AS (
         SELECT * FROM known
         UNION ALL SELECT {batch_key}, d."v", coalesce(d."t", now()), false FROM d
     ) a ORDER BY {key}, v, stored DESC
-), next AS (
+), following AS (
     SELECT *, lead(t) OVER (PARTITION BY {key} ORDER BY v) AS valid_to FROM versions
+), next AS (  -- a backfilled version (0) holds from the scan, or not at all if the stream changed the item before it
+    SELECT *, CASE WHEN v = 0 THEN least(t, valid_to) ELSE t END AS valid_from FROM following
 ), ins AS (
     INSERT INTO {table} AS t ({columns}, {version}, {op}, {valid_from}, {valid_to})
-    SELECT {values}, d."v", d."o", n.t, n.valid_to FROM d JOIN next n ON {batch_match} AND n.v = d."v"
+    SELECT {values}, d."v", d."o", n.valid_from, n.valid_to FROM d JOIN next n ON {batch_match} AND n.v = d."v"
     WHERE NOT n.stored
     ON CONFLICT ({key}, {version}) DO NOTHING
     RETURNING t.{op} AS op
 ), upd AS (
-    UPDATE {table} AS t SET {valid_to} = n.valid_to FROM next n
-    WHERE n.stored AND {stored_match} AND t.{version} = n.v AND t.{valid_to} IS DISTINCT FROM n.valid_to
+    UPDATE {table} AS t SET {valid_to} = n.valid_to, {valid_from} = n.valid_from FROM next n
+    WHERE n.stored AND {stored_match} AND t.{version} = n.v
+      AND (t.{valid_to} IS DISTINCT FROM n.valid_to OR t.{valid_from} <> n.valid_from)
     RETURNING 1
 )
 SELECT (SELECT count(*) FILTER (WHERE op = 'u') FROM ins), (SELECT count(*) FILTER (WHERE op = 'd') FROM ins)"""

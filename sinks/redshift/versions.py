@@ -3,7 +3,8 @@ in statements Redshift runs, over the same stage table as ``mode: current``.
 
 The stage's rows already stored (same key and version) are dropped, the rest inserted; for
 history, every version of the batch's keys then gets ``_valid_to`` from the next version's
-``_valid_from`` (LEAD over the key's versions), which puts a late change in its place.
+``_valid_from`` (LEAD over the key's versions), which puts a late change in its place, and a
+backfilled version (0) starts no later than the stream's first version of its key (as on Postgres).
 """
 
 from __future__ import annotations
@@ -36,14 +37,16 @@ class VersionStatements(RouteStatements):
             self.table, sql.SQL(", ").join(columns), sql.SQL(", ").join(values), self.stage, self._is(op))
 
     def _validity(self) -> sql.Composed:
-        """Every version of the batch's keys valid until the next one's time; the last one open."""
+        """Every version of the batch's keys valid until the next one's time; the last one open; a backfilled
+        version (0) valid from the earlier of its write and the next version's time."""
         key = [sql.Identifier(k) for k in self.route.key]
         staged_key = [self.fields[self.columns.index(k)] for k in self.route.key]
         version, valid_from, valid_to = map(sql.Identifier, (VERSION_COLUMN, VALID_FROM, VALID_TO))
         return sql.SQL(
-            "UPDATE {table} SET {valid_to} = n.next_from FROM (\n"
-            "    SELECT {h_key}, h.{version} AS v, LEAD(h.{valid_from}) OVER (PARTITION BY {h_key} ORDER BY h.{version})"
-            " AS next_from\n"
+            "UPDATE {table} SET {valid_to} = n.next_from,\n"
+            "    {valid_from} = CASE WHEN n.v = 0 THEN LEAST(n.valid_from, n.next_from) ELSE n.valid_from END FROM (\n"
+            "    SELECT {h_key}, h.{version} AS v, h.{valid_from} AS valid_from,"
+            " LEAD(h.{valid_from}) OVER (PARTITION BY {h_key} ORDER BY h.{version}) AS next_from\n"
             "    FROM {table} h JOIN (SELECT DISTINCT {staged_key} FROM {stage}) s ON {s_match}\n"
             ") n WHERE {n_match} AND {bare}.{version} = n.v").format(
             table=self.table, bare=self.bare, valid_to=valid_to, version=version, valid_from=valid_from,
