@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from operations.assemble import build_sinks, pipeline_for
 from router.model import Config
-from router.modes import Deletes, Op
+from router.modes import Op
 from router.pipeline import Pipeline
 from router.sink import RouteBatch, RouteStats, Sink
 
@@ -33,7 +33,7 @@ class DryRunSink(Sink):
 def _count(batch: RouteBatch) -> RouteStats:
     upserts = sum(change.op is Op.UPSERT for change in batch.changes)
     deletes = len(batch.changes) - upserts
-    return RouteStats(upserted=upserts, deleted=deletes if batch.route.deletes is Deletes.SOFT else 0)
+    return RouteStats(upserted=upserts, deleted=deletes if batch.route.soft_deletes else 0)
 
 
 def dry_run_pipeline(config: Config) -> Pipeline:

@@ -52,7 +52,7 @@ class PostgresComparison:
         self.added: Sequence[AddedColumn] = sink.added_columns(route) if route.auto else []
         route = auto.with_added(route, self.added, sink.capabilities) if route.auto else route
         self.sink, self.route = sink, route
-        self.expected = dataclasses.replace(route, schema="pg_temp", table=EXPECTED, deletes=Deletes.IGNORE,
+        self.expected = dataclasses.replace(route, schema="pg_temp", table=EXPECTED, deletes=Deletes.IGNORE, ttl_deletes=None,
                                             mode=Mode.CURRENT)
         self.columns = written_columns(route)
         self._load = statements.apply_statement(self.expected, sink.state_schema)
@@ -111,7 +111,7 @@ class PostgresComparison:
                 op=sql.Identifier(OP_COLUMN), valid_to=sql.Identifier(VALID_TO), version=sql.Identifier(VERSION_COLUMN),
                 table=self._table, key_match=sql.SQL(" AND ").join(
                     sql.SQL("n.{0} = t.{0}").format(sql.Identifier(k)) for k in self.route.key))
-        if self.route.deletes != Deletes.SOFT:
+        if not self.route.soft_deletes:
             return sql.SQL("")
         return sql.SQL(" WHERE t.{} IS NULL").format(sql.Identifier(DELETED_COLUMN))
 

@@ -13,9 +13,10 @@ from router.types import ColumnType
 
 VERSION_COLUMN = "_cdc_version"
 DELETED_COLUMN = "_cdc_deleted_at"
+DELETE_REASON = "_cdc_delete_reason"                      # with ttl_deletes: soft: 'ttl' (an expiry) or 'delete'
 OP_COLUMN, TIME_COLUMN = "_cdc_op", "_cdc_time"           # mode: history and log: the op; log: the change's time
 VALID_FROM, VALID_TO = "_valid_from", "_valid_to"         # mode: history: when a version held
-RESERVED_COLUMNS = (VERSION_COLUMN, DELETED_COLUMN, OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO)
+RESERVED_COLUMNS = (VERSION_COLUMN, DELETED_COLUMN, DELETE_REASON, OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO)
 MISSING = object()  # "no default" / "no fallback": None is a legitimate value for both
 
 
@@ -90,6 +91,21 @@ class Route:
     def deletes_for(self, expiry: bool) -> Deletes:
         """What a REMOVE does to the row: ``ttl_deletes`` for a TTL expiry, else ``deletes``."""
         return self.ttl_deletes if expiry and self.ttl_deletes is not None else self.deletes
+
+    @property
+    def soft_deletes(self) -> bool:
+        """Some REMOVEs (users' deletes, TTL expiries or both) mark the row: the table has ``_cdc_deleted_at``."""
+        return Deletes.SOFT in (self.deletes, self.ttl_deletes)
+
+    @property
+    def delete_reason(self) -> bool:
+        """``ttl_deletes: soft``: the table says why a row was deleted (``_cdc_delete_reason``: ttl or delete)."""
+        return self.ttl_deletes == Deletes.SOFT
+
+    @property
+    def mixed_deletes(self) -> bool:
+        """Users' deletes remove the row while expiries mark it: each REMOVE goes by its reason."""
+        return self.deletes == Deletes.HARD and self.ttl_deletes == Deletes.SOFT
 
     @property
     def versioned(self) -> bool:

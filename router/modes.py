@@ -13,6 +13,13 @@ class Deletes(StrEnum):
     IGNORE = "ignore"    # keep the row untouched
 
 
+class DeleteReason(StrEnum):
+    """Why a row was soft-deleted (``_cdc_delete_reason``, on routes with ``ttl_deletes: soft``)."""
+
+    DELETE = "delete"  # a user's (or an application's) DeleteItem
+    TTL = "ttl"        # DynamoDB's TTL process expired the item
+
+
 class Mode(StrEnum):
     """What a route's target table holds (``mode:``)."""
 

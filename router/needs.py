@@ -40,7 +40,7 @@ def key_problem(route: Route, key_attributes: tuple[str, ...] | frozenset[str]) 
 
 def needs_old_image(route: Route, key_attributes: tuple[str, ...] | frozenset[str]) -> bool:
     """Whether a MODIFY or REMOVE needs the OldImage to know if the item was the route's."""
-    if route.filter is None or route.deletes == Deletes.IGNORE:
+    if route.filter is None or route.deletes_for(False) == route.deletes_for(True) == Deletes.IGNORE:
         return False
     return not all(len(c.path) == 1 and c.path[0] in key_attributes for c in conditions(route.filter))
 

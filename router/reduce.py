@@ -39,9 +39,9 @@ def reduce_changes(changes: Iterable[Change]) -> list[Change]:
 
 def _merge(previous: Change, change: Change) -> Change:
     first = min(change.first, previous.first)
-    if change.op == DELETE and change.route.deletes == Deletes.SOFT and previous.op == UPSERT:
+    if change.op == DELETE and change.deletes == Deletes.SOFT and previous.op == UPSERT:
         # a soft-deleted row keeps its last values: the upsert must not vanish with the batch
         return replace(change, first=first, row={**previous.row, **change.row}, values_from=previous.record)
-    if change.op == DELETE and previous.keeps_values:
+    if change.op == DELETE and change.deletes == Deletes.SOFT and previous.keeps_values:
         return replace(change, first=first, row={**previous.row, **change.row}, values_from=previous.values_from)
     return replace(change, first=first)

@@ -55,8 +55,9 @@ def _conflict(other: Route, route: Route) -> tuple[str, str] | None:
     if other.key != route.key or other.deletes != route.deletes:
         return "table", (f"with key {list(other.key)} and deletes: {other.deletes}; routes sharing a table must "
                          "agree on both")
-    if other.deletes_for(True) != route.deletes_for(True):
-        return "ttl_deletes", f"with ttl_deletes: {other.deletes_for(True)}; routes sharing a table must agree on it"
+    if (other.deletes_for(True), other.delete_reason) != (route.deletes_for(True), route.delete_reason):
+        ttl = other.ttl_deletes or f"unset (as deletes: {other.deletes})"  # soft, unset: no _cdc_delete_reason
+        return "ttl_deletes", f"with ttl_deletes: {ttl}; routes sharing a table must agree on it"
     if _key_reads(other) != _key_reads(route):
         return "key", ("its key columns read other attributes or types "
                        f"({_show_key(other)} against {_show_key(route)}); routes sharing a table must read the key "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.model import AddedColumn, Capabilities, Route, SinkConfig
-from router.modes import Fix, Op
+from router.modes import DeleteReason, Deletes, Fix, Op
 
 if TYPE_CHECKING:
     from router.records import ChangeRecord
@@ -46,6 +46,18 @@ class Change:
     @property
     def time(self) -> dt.datetime | None:
         return self.record.created_at
+
+    @property
+    def deletes(self) -> Deletes:
+        """What a DELETE does to the row: the route's ``ttl_deletes`` for a TTL expiry, else its ``deletes``."""
+        return self.route.deletes_for(self.record.is_expiry)
+
+    @property
+    def reason(self) -> str | None:
+        """A DELETE's ``_cdc_delete_reason`` (``ttl`` or ``delete``); None for an upsert."""
+        if self.op != Op.DELETE:
+            return None
+        return DeleteReason.TTL if self.record.is_expiry else DeleteReason.DELETE
 
 
 @dataclass(slots=True, eq=False)

@@ -102,7 +102,7 @@ class RouteTransform:
     def _was_selected(self, record: ChangeRecord, needs_old: bool) -> bool:
         """Whether the item was this route's before the record: the filter on the OldImage, or on the
         Keys alone when it reads only key attributes (which an item never changes)."""
-        if self.filter is None or self.route.deletes == Deletes.IGNORE:
+        if self.filter is None or self.route.deletes_for(record.is_expiry) == Deletes.IGNORE:
             return True
         keys = record.keys or {}
         if not needs_old:

@@ -81,7 +81,7 @@ def _apply_batch(batch: RouteBatch, tables: dict, tombstones: dict, reject: Call
             stats.deleted += _delete(route, change, table, tombstones, newer)
         elif newer and tombstones.get((route.target, change.key), -1) < change.version:
             table[change.key] = {**(row or {}), **change.row, VERSION_COLUMN: change.version}
-            if route.deletes == Deletes.SOFT:
+            if route.soft_deletes:
                 table[change.key][DELETED_COLUMN] = None
             stats.upserted += 1
         else:
@@ -90,8 +90,8 @@ def _apply_batch(batch: RouteBatch, tables: dict, tombstones: dict, reject: Call
 
 
 def _delete(route: Route, change: Change, table: dict, tombstones: dict, newer: bool) -> int:
-    if route.deletes == Deletes.SOFT:
-        if not newer:
+    if change.deletes == Deletes.SOFT:  # ttl_deletes: soft beside deletes: hard: a tombstone stops a mark too
+        if not newer or tombstones.get((route.target, change.key), -1) >= change.version:
             return 0
         table[change.key] = {**table.get(change.key, {}), **change.row, VERSION_COLUMN: change.version,
                              DELETED_COLUMN: change.time or "now"}

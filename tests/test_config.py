@@ -270,6 +270,13 @@ BAD_FILES = [
                  ["FILE: routes.names.table: public.Employees is also written by route 'employees': with key ['Id'] "
                   "and deletes: hard; routes sharing a table must agree on both"],
                  id="shared-table-different-key"),
+    # nor on why rows are deleted: ttl_deletes: soft adds _cdc_delete_reason, deletes: soft alone does not
+    pytest.param(config(columns=("Id: {type: bigint}",), route=("deletes: soft", "ttl_deletes: soft"), routes=(
+        "copy: {source: Employees, sink: mem, table: public.Employees, key: [Id], columns: {Id: {type: bigint}}, "
+        "deletes: soft}",)), {},
+                 ["FILE: routes.copy.ttl_deletes: public.Employees is also written by route 'employees': with "
+                  "ttl_deletes: soft; routes sharing a table must agree on it"],
+                 id="shared-table-different-delete-reason"),
     # broken YAML: the message points at the line and suggests quoting
     pytest.param(config(columns=("Id: [oops",)), {},
                  ['FILE: not valid YAML: while parsing a flow sequence in "FILE", line 11, column 11 '

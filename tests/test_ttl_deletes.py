@@ -72,22 +72,119 @@ def test_an_expiry_follows_deletes_by_default(sink: str, deletes: str, pg: Any, 
         assert [(r["Id"], r["_cdc_deleted_at"] is not None) for r in rows] == [(1, True), (2, False)]
 
 
-@pytest.mark.parametrize(("deletes", "ttl_deletes", "accepted"), [
-    ("hard", "ignore", True),
-    ("soft", "soft", True),
-    ("ignore", "ignore", True),
-    ("hard", "soft", False),    # the table has no _cdc_deleted_at to mark an expiry with
-    ("ignore", "hard", False),  # nor do its statements delete
+def marks(pg: Any, sink: str) -> list[tuple[Any, ...]]:
+    """Each row's key, name, whether it is marked deleted, and why."""
+    rows = target(pg, sink).rows("Employees", order_by="Id", bookkeeping=True)
+    return [(r["Id"], r["Name"], r["_cdc_deleted_at"] is not None, r["_cdc_delete_reason"]) for r in rows]
+
+
+@pytest.mark.parametrize("sink", SINKS)
+@pytest.mark.parametrize(("deletes", "after"), [
+    # a user's delete removes the row; an expiry marks it, with the reason
+    ("hard", [(1, "E1", True, "ttl"), (3, "E3", False, None)]),
+    # both mark it, each with its reason
+    ("soft", [(1, "E1", True, "ttl"), (2, "E2", True, "delete"), (3, "E3", False, None)]),
+    # a user's delete leaves the row as it was
+    ("ignore", [(1, "E1", True, "ttl"), (2, "E2", False, None), (3, "E3", False, None)]),
 ])
-def test_ttl_deletes_must_fit_the_routes_deletes(deletes: str, ttl_deletes: str, accepted: bool, pg: Any,
+def test_a_soft_expiry_is_marked_with_its_reason_whatever_deletes_says(sink: str, deletes: str,
+                                                                        after: list[tuple[Any, ...]], pg: Any,
+                                                                        make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, ROUTE, sink=sink, deletes=deletes, ttl_deletes="soft")
+    stream = Stream("Employees")
+    inserts = [stream.insert({"Id": n, "empName": f"E{n}", "empDepartment": "Ops"}) for n in (1, 2, 3)]
+    removes = [expired(stream.remove({"Id": 1})), stream.remove({"Id": 2})]
+    assert pipeline.process(event(inserts)).response == OK
+    # WHEN TTL expires 1 and a user deletes 2, delivered twice, then the inserts again (stale)
+    result = pipeline.process(event(removes))
+    assert (result.response, result.stats["employees"].expired) == (OK, 1)
+    assert result.stats["employees"].deleted == (0 if deletes == "ignore" else 1)
+    for batch in (removes, inserts):
+        assert pipeline.process(event(batch)).response == OK
+    assert marks(pg, sink) == after
+    # AND an item written again after its expiry is live again
+    assert pipeline.process(event([stream.insert({"Id": 1, "empName": "E1b", "empDepartment": "Ops"})])).response == OK
+    assert marks(pg, sink)[0] == (1, "E1b", False, None)
+
+
+@pytest.mark.parametrize("sink", SINKS)
+def test_a_soft_expiry_in_the_batch_of_its_upsert_keeps_the_values(sink: str, pg: Any,
+                                                                    make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, ROUTE, sink=sink, deletes="hard", ttl_deletes="soft")
+    stream = Stream("Employees")
+    batch = [*items(stream), expired(stream.remove({"Id": 1})), stream.remove({"Id": 2})]
+    for _ in range(2):
+        assert pipeline.process(event(batch)).response == OK
+        assert marks(pg, sink) == [(1, "E1", True, "ttl")]
+
+
+@pytest.mark.parametrize("sink", SINKS)
+def test_a_redelivered_expiry_does_not_bring_back_an_item_deleted_since(sink: str, pg: Any,
+                                                                        make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, ROUTE, sink=sink, deletes="hard", ttl_deletes="soft")
+    stream = Stream("Employees")
+    # GIVEN an item that expired, was written again, then deleted by a user
+    first, expiry = stream.insert({"Id": 1, "empName": "E1", "empDepartment": "Ops"}), expired(stream.remove({"Id": 1}))
+    again = stream.insert({"Id": 1, "empName": "E1b", "empDepartment": "Ops"})
+    assert pipeline.process(event([first, expiry, again, stream.remove({"Id": 1})])).response == OK
+    # WHEN the expiry is delivered again THEN the tombstone keeps the item away
+    assert pipeline.process(event([expiry])).response == OK
+    assert marks(pg, sink) == []
+
+
+@pytest.mark.parametrize("sink", SINKS)
+def test_history_tells_expiries_from_deletes(sink: str, pg: Any, make_both_pipeline: Any) -> None:
+    pipeline = make_both_pipeline(pg, ROUTE + "    mode: history\n", sink=sink, deletes="hard", ttl_deletes="soft")
+    stream = Stream("Employees")
+    assert pipeline.process(event([*items(stream), expired(stream.remove({"Id": 1})),
+                                   stream.remove({"Id": 2})])).response == OK
+    rows = target(pg, sink).rows("Employees", order_by="_cdc_version", bookkeeping=True)
+    assert [(r["Id"], r["_cdc_op"], r["_cdc_delete_reason"]) for r in rows] == [
+        (1, "u", None), (2, "u", None), (1, "d", "ttl"), (2, "d", "delete")]
+
+
+@pytest.mark.parametrize("deletes", ["hard", "soft"])
+def test_the_reason_column_is_drift_until_schema_adds_it(deletes: str, pg: Any, make_both_pipeline: Any,
+                                                          write_config: Any) -> None:
+    from operations.assemble import load_config
+
+    # GIVEN a table built before the route said ttl_deletes: soft
+    make_both_pipeline(pg, ROUTE, sink="aurora", deletes=deletes, ttl_deletes="ignore")
+    config = load_config(write_config(ROUTE, pg, sink="aurora", deletes=deletes, on_error="fail", ttl_deletes="soft",
+                                      wschema="w", wstate="ws"))
+    sink = SINK_TYPES["postgres"](config.sinks["aurora"], list(config.routes.values()))
+    route = config.routes["employees"]
+    try:
+        drift = sink.check(route)
+        expected = [("missing column", "_cdc_delete_reason")] + (
+            [("missing column", "_cdc_deleted_at")] if deletes == "hard" else [])
+        assert sorted((d.problem, d.column) for d in drift) == sorted(expected)
+        for statement in (s for d in drift for s in d.fix):
+            pg.conn.execute(statement)
+        assert sink.check(route) == []
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize(("deletes", "ttl_deletes", "mode", "accepted"), [
+    ("hard", "ignore", "current", True),
+    ("soft", "soft", "current", True),
+    ("ignore", "ignore", "current", True),
+    ("hard", "soft", "current", True),      # expiries marked, with the reason, users' deletes removed
+    ("ignore", "soft", "current", True),
+    ("ignore", "hard", "current", False),   # no tombstones to keep an expired item from coming back
+    ("soft", "hard", "current", False),
+    ("ignore", "hard", "history", True),    # a delete is a version: nothing to come back
+])
+def test_ttl_deletes_must_fit_the_routes_deletes(deletes: str, ttl_deletes: str, mode: str, accepted: bool, pg: Any,
                                                  write_config: Any) -> None:
     from router.config import load_config
 
-    path = write_config(ROUTE, pg, sink="aurora", deletes=deletes, on_error="fail", ttl_deletes=ttl_deletes,
-                        wschema="w", wstate="ws")
+    path = write_config(ROUTE + f"    mode: {mode}\n", pg, sink="aurora", deletes=deletes, on_error="fail",
+                        ttl_deletes=ttl_deletes, wschema="w", wstate="ws")
     if accepted:
         assert load_config(path, SINK_TYPES).routes["employees"].deletes_for(True) == ttl_deletes
         return
     with pytest.raises(ConfigError) as caught:
         load_config(path, SINK_TYPES)
-    assert f"routes.employees.ttl_deletes: invalid value '{ttl_deletes}' with deletes: {deletes}" in str(caught.value)
+    assert f"routes.employees.ttl_deletes: invalid value 'hard' with deletes: {deletes}" in str(caught.value)

@@ -143,6 +143,16 @@ def test_soft_deleted_rows_count_as_absent(pair: Any) -> None:
     assert counts(employees.verify()) == (1, 0, 1, 0, 0)
 
 
+def test_rows_marked_by_an_expiry_count_as_absent(pair: Any) -> None:
+    employees = pair(EMPLOYEES + "    ttl_deletes: soft\n")  # deletes: hard; expiries marked, with the reason
+    employees.put(employee(1), employee(2))
+    employees.dynamodb.delete_item(TableName="Employees", Key={"Id": {"N": "2"}})
+    expiry = {**employees.stream.remove({"Id": 2}), "userIdentity": {"type": "Service",
+                                                                      "principalId": "dynamodb.amazonaws.com"}}
+    assert employees.pipeline.process(event([expiry])).failure is None
+    assert counts(employees.verify()) == (1, 1, 0, 0, 0)
+
+
 def test_items_the_transform_refuses_are_drift_under_on_error_fail(pair: Any) -> None:
     employees = pair()
     employees.put(employee(1))

@@ -19,7 +19,7 @@ from typing import Any
 from psycopg import sql
 
 from router.attrs import dumps_exact
-from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
+from router.model import DELETE_REASON, DELETED_COLUMN, VERSION_COLUMN, Route
 from router.modes import Deletes, Op
 from router.sink import DELETE, Change, Fill
 from sinks.sql.dialect import DOCUMENT, ID, NAME, STAMP, TEXT, TIME, VERSION, Dialect
@@ -38,7 +38,7 @@ POSTGRES = Dialect(
 
 _APPLY = """\
 WITH d AS (
-    SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz, "k" text)
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz, "k" text, "r" text)
 ), up AS (
     INSERT INTO {table} AS t ({columns}, {version}{deleted_column})
     SELECT {values}, d."v"{deleted_value} FROM d
@@ -54,23 +54,26 @@ _NOT_TOMBSTONED = """
                       WHERE z."target" = %(target)s AND z."key" = d."k" AND z."version" >= d."v")"""
 _HARD_DELETE = """, del AS (
     DELETE FROM {table} AS t USING d
-    WHERE d."o" = 'd' AND {key_match} AND t.{version} < d."v"
+    WHERE d."o" = 'd'{hard_only} AND {key_match} AND t.{version} < d."v"
     RETURNING 1
 ), tomb AS (
     INSERT INTO {tombstones} AS z ("target", "key", "version")
-    SELECT %(target)s, d."k", d."v" FROM d WHERE d."o" = 'd'
+    SELECT %(target)s, d."k", d."v" FROM d WHERE d."o" = 'd'{hard_only}
     ON CONFLICT ("target", "key") DO UPDATE SET "version" = EXCLUDED."version", "deleted_at" = now()
     WHERE z."version" < EXCLUDED."version"
 )
 """
-_SOFT_DELETE = """, del AS (
-    INSERT INTO {table} AS t ({key}, {version}, {deleted})
-    SELECT {key_values}, d."v", coalesce(d."t", now()) FROM d WHERE d."o" = 'd'
-    ON CONFLICT ({key}) DO UPDATE SET {version} = EXCLUDED.{version}, {deleted} = EXCLUDED.{deleted}
+_SOFT_DELETE = """, {mark} AS (
+    INSERT INTO {table} AS t ({key}, {version}, {deleted}{reason_column})
+    SELECT {key_values}, d."v", coalesce(d."t", now()){reason_value} FROM d WHERE d."o" = 'd'{soft_only}{mark_guard}
+    ON CONFLICT ({key}) DO UPDATE SET {version} = EXCLUDED.{version}, {deleted} = EXCLUDED.{deleted}{reason_set}
     WHERE t.{version} < EXCLUDED.{version}
     RETURNING 1
 )
 """
+# ttl_deletes: soft beside deletes: hard (``Route.mixed_deletes``): each REMOVE goes by its reason, and a mark,
+# as an upsert, is stopped by a newer tombstone (a redelivered expiry must not bring back a deleted item)
+_REASON = {True: (""" AND d."r" = 'delete'""", """ AND d."r" = 'ttl'"""), False: ("", "")}
 
 
 def _field_type(type_name: str) -> str:
@@ -151,20 +154,33 @@ def apply_statement(route: Route, state_schema: str) -> sql.Composed:
         key_match=sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(sql.Identifier(k), f)
                                          for k, f in zip(route.key, key_fields)),
     )
-    soft, hard = route.deletes == Deletes.SOFT, route.deletes == Deletes.HARD
+    soft, hard, why = route.soft_deletes, route.deletes == Deletes.HARD, route.delete_reason
+    reason = sql.Identifier(DELETE_REASON)
+    marks = [deleted, reason] if why else [deleted]
     assignments = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name))
                    for name, _ in columns if name not in route.key]
     assignments.append(sql.SQL("{0} = EXCLUDED.{0}").format(version))
-    if soft:  # "t" is NULL for an upsert; a soft delete that keeps the values of an upsert sets it
-        assignments.append(sql.SQL("{0} = EXCLUDED.{0}").format(deleted))
+    if soft:  # "t" ("r") is NULL for an upsert; a soft delete that keeps the values of an upsert sets it
+        assignments += [sql.SQL("{0} = EXCLUDED.{0}").format(mark) for mark in marks]
+    hard_only, soft_only = _REASON[route.mixed_deletes]
+    not_tombstoned = sql.SQL(_NOT_TOMBSTONED).format(**parts) if hard else sql.SQL("")
+    parts.update(
+        hard_only=sql.SQL(hard_only), soft_only=sql.SQL(soft_only), mark=sql.SQL("mark"),
+        mark_guard=not_tombstoned if route.mixed_deletes else sql.SQL(""),
+        reason_column=sql.SQL(", {}").format(reason) if why else sql.SQL(""),
+        reason_value=sql.SQL(', d."r"') if why else sql.SQL(""),
+        reason_set=sql.SQL(", {0} = EXCLUDED.{0}").format(reason) if why else sql.SQL(""),
+    )
     parts.update(
         assignments=sql.SQL(", ").join(assignments),
-        deleted_column=sql.SQL(", {}").format(deleted) if soft else sql.SQL(""),
-        deleted_value=sql.SQL(', d."t"') if soft else sql.SQL(""),
+        deleted_column=sql.SQL("").join(sql.SQL(", {}").format(mark) for mark in marks) if soft else sql.SQL(""),
+        deleted_value=sql.SQL(', d."t"' + (', d."r"' if why else "")) if soft else sql.SQL(""),
         gone=sql.SQL("t.{} IS NOT NULL").format(deleted) if soft else sql.SQL("false"),
-        not_tombstoned=sql.SQL(_NOT_TOMBSTONED).format(**parts) if hard else sql.SQL(""),
-        deletes=sql.SQL(_HARD_DELETE if hard else _SOFT_DELETE if soft else "").format(**parts),
-        deleted_count=sql.SQL(" + (SELECT count(*) FROM del)" if hard or soft else ""),
+        not_tombstoned=not_tombstoned,
+        deletes=sql.SQL("").join([sql.SQL(_HARD_DELETE).format(**parts)] * hard
+                                 + [sql.SQL(_SOFT_DELETE).format(**parts)] * soft),
+        deleted_count=sql.SQL("").join([sql.SQL(" + (SELECT count(*) FROM del)")] * hard
+                                       + [sql.SQL(" + (SELECT count(*) FROM mark)")] * soft),
     )
     return sql.SQL(_APPLY).format(**parts)
 
@@ -252,6 +268,9 @@ class RowsPlan:
         self.versioned = route.versioned
         self.hard = route.deletes == Deletes.HARD and not route.versioned  # its upserts look up, its deletes
         # write, the tombstone of the key
+        self.why = route.delete_reason  # ttl_deletes: soft: each delete says why ("r")
+        # a history or log delete: its row carries what it has (a log's: the OldImage), the other columns NULL
+        self.blank = dict.fromkeys(name for name, _ in columns) if route.versioned else None
 
 
 def _upsert_document(columns: Sequence[tuple[str, str]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -316,8 +335,7 @@ def _itself(value: Any) -> Any:
 def encode_rows(route: Route, changes: Sequence[Change]) -> str:
     """The JSON document for ``apply_statement``: one object per change."""
     plan = rows_plan(route)
-    upsert_document, hard, versioned = plan.upsert_document, plan.hard, plan.versioned
-    blank = dict.fromkeys(name for name, _ in written_columns(route)) if versioned else None  # every column NULL
+    upsert_document, hard, versioned, why, blank = plan.upsert_document, plan.hard, plan.versioned, plan.why, plan.blank
     documents = []
     for change in changes:
         row = change.row
@@ -331,6 +349,8 @@ def encode_rows(route: Route, changes: Sequence[Change]) -> str:
             if change.values_from is not None:
                 document["t"] = change.time or dt.datetime.now(dt.UTC)
         document["v"] = change.version
+        if why:
+            document["r"] = change.reason
         if versioned:  # history and log rows keep every change's time
             document["t"] = change.time
         if hard:

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from router.model import OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO, VERSION_COLUMN, Route
+from router.model import DELETE_REASON, OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO, VERSION_COLUMN, Route
 from router.modes import Mode
 from sinks.postgres.statements import field_list, value_list
 from sinks.sql.rows import written_columns
 
 _RECORDS = """WITH d AS (
-    SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz)
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS d({fields}, "v" numeric, "o" text, "t" timestamptz, "r" text)
 )"""
 _LOG = _RECORDS + """, ins AS (
-    INSERT INTO {table} AS t ({columns}, {version}, {op}, {time})
-    SELECT {values}, d."v", d."o", coalesce(d."t", now()) FROM d
+    INSERT INTO {table} AS t ({columns}, {version}, {op}, {time}{reason_column})
+    SELECT {values}, d."v", d."o", coalesce(d."t", now()){reason_value} FROM d
     ON CONFLICT ({key}, {version}) DO NOTHING
     RETURNING t.{op} AS op
 )
@@ -48,8 +48,8 @@ _HISTORY = _RECORDS + """, known AS (
 ), next AS (  -- a backfilled version (0) holds from the scan, or not at all if the stream changed the item before it
     SELECT *, CASE WHEN v = 0 THEN least(t, valid_to) ELSE t END AS valid_from FROM following
 ), ins AS (
-    INSERT INTO {table} AS t ({columns}, {version}, {op}, {valid_from}, {valid_to})
-    SELECT {values}, d."v", d."o", n.valid_from, n.valid_to FROM d JOIN next n ON {batch_match} AND n.v = d."v"
+    INSERT INTO {table} AS t ({columns}, {version}, {op}, {valid_from}, {valid_to}{reason_column})
+    SELECT {values}, d."v", d."o", n.valid_from, n.valid_to{reason_value} FROM d JOIN next n ON {batch_match} AND n.v = d."v"
     WHERE NOT n.stored
     ON CONFLICT ({key}, {version}) DO NOTHING
     RETURNING t.{op} AS op
@@ -77,5 +77,7 @@ def apply_statement(route: Route) -> sql.Composed:
         batch_key=sql.SQL(", ").join(batch_key),
         batch_match=sql.SQL(" AND ").join(sql.SQL("n.{} = {}").format(k, f) for k, f in zip(key, batch_key)),
         stored_match=sql.SQL(" AND ").join(sql.SQL("t.{0} = n.{0}").format(k) for k in key),
+        reason_column=sql.SQL(", {}").format(sql.Identifier(DELETE_REASON)) if route.delete_reason else sql.SQL(""),
+        reason_value=sql.SQL(', d."r"') if route.delete_reason else sql.SQL(""),
     )
     return sql.SQL(_HISTORY if route.mode == Mode.HISTORY else _LOG).format(**parts)

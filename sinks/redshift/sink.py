@@ -252,12 +252,13 @@ class RedshiftSink(SqlSink):
 
 
 class _Rows:
-    """A route's changes as rows of the stage table: its columns, then v, o, t, k (see statements)."""
+    """A route's changes as rows of the stage table: its columns, then v, o, t, k (and r: see statements)."""
 
     def __init__(self, route: Route):
         self.columns = [name for name, _ in written_columns(route)]
         self.renders = [dialect.renderer(type_name) for _, type_name in written_columns(route)]
         self.hard = route.deletes == Deletes.HARD
+        self.why = route.delete_reason
 
     def row(self, change: Change, now: dt.datetime) -> str:
         if change.version > dialect.MAX_VERSION:
@@ -269,6 +270,8 @@ class _Rows:
             raise RejectedChangeError(f"cannot be written to Redshift: {exc}", change) from None
         values += [str(change.version), dialect.quote(_op(change)), dialect.render(change.time or now),
                    dialect.render(tombstone_key(change.key) if self.hard else None)]
+        if self.why:
+            values.append(dialect.render(change.reason))
         return "(" + ", ".join(values) + ")"
 
 

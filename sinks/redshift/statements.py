@@ -25,8 +25,8 @@ from collections.abc import Iterable, Sequence
 
 from psycopg import sql
 
-from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
-from router.modes import Deletes, Op
+from router.model import DELETE_REASON, DELETED_COLUMN, VERSION_COLUMN, Route
+from router.modes import DeleteReason, Deletes, Op
 from router.sink import Fill
 from sinks.redshift import dialect
 from sinks.redshift.transport import Statement
@@ -35,11 +35,12 @@ from sinks.sql.fill import guard as fill_guard
 from sinks.sql.rows import AUTO_COLUMNS, DEAD_LETTERS, TOMBSTONES, written_columns
 
 UPSERTED, DELETED = "upserted", "deleted"  # what a statement's row count adds to the route's stats
-_VERSION, _DELETED = sql.Identifier(VERSION_COLUMN), sql.Identifier(DELETED_COLUMN)
+_VERSION, _DELETED, _REASON = map(sql.Identifier, (VERSION_COLUMN, DELETED_COLUMN, DELETE_REASON))
 UPSERT, DELETE, KEPT = Op.UPSERT, Op.DELETE, Op.KEEP  # staged ops; KEPT: a soft delete with the values of an upsert
 _BOOKKEEPING = [("v", dialect.VERSION_TYPE + " NOT NULL"), ("o", "CHAR(1) NOT NULL"),  # version, op
                 ("t", "TIMESTAMPTZ"),                                                 # deleted at (soft deletes)
                 ("k", f"VARCHAR({dialect.MAX_VARCHAR_BYTES})")]                       # key as text (tombstones)
+_REASON_FIELD = [("r", "VARCHAR(6)")]  # a delete's reason, where the table keeps it (ttl_deletes: soft)
 # The staged dead letters: the table's columns but the two this sink fills in while inserting them.
 STAGED_LETTERS = [(name, dialect.REDSHIFT_TYPES[kind]) for name, kind, _ in DEAD_LETTER_COLUMNS
                   if name not in ("id", "failed_at")]
@@ -74,14 +75,15 @@ class RouteStatements:
 
     def create(self) -> Statement:
         fields = [(f"c{i}", type_name) for i, type_name in enumerate(stage_types(self.route))]
-        return Statement(_create_temp(self.stage, fields + _BOOKKEEPING), self.route.name)
+        reason = _REASON_FIELD if self.route.delete_reason else []
+        return Statement(_create_temp(self.stage, fields + _BOOKKEEPING + reason), self.route.name)
 
     def apply(self) -> list[Statement]:
         """Guard, then apply; in this order, because each step relies on the one before."""
-        hard, soft = self.route.deletes == Deletes.HARD, self.route.deletes == Deletes.SOFT
+        hard, soft = self.route.deletes == Deletes.HARD, self.route.soft_deletes
         steps: list[tuple[sql.Composed, str | None]] = [(self._stale_against_rows(), None)]
         if hard:
-            steps += [(self._stale_against_tombstones(), None), (self._delete(DELETE), DELETED)]
+            steps += [(self._stale_against_tombstones(), None), (self._delete(DELETE, hard=True), DELETED)]
         if soft:
             steps += [(self._mark_deleted(), DELETED), (self._insert_deleted(), DELETED)]
         steps += [(self._delete(UPSERT, KEPT), None), (self._insert_rows(UPSERT), UPSERTED)]
@@ -120,10 +122,17 @@ class RouteStatements:
         return sql.SQL(" AND ").join(dialect.same(self._col(k), self.fields[self.columns.index(k)], types[k])
                                      for k in self.route.key)
 
-    def _is(self, *ops: str) -> sql.Composed:
+    def _is(self, *ops: str, hard: bool | None = None) -> sql.Composed:
+        """Staged rows of these ops; ``hard``: only the deletes that remove rows (True) or mark them (False),
+        which differ by reason where users' deletes are hard and expiries soft (``Route.mixed_deletes``)."""
         if len(ops) == 1:
-            return sql.SQL("{} = {}").format(self._staged("o"), dialect.literal(ops[0]))
-        return sql.SQL("{} IN ({})").format(self._staged("o"), sql.SQL(", ").join(map(dialect.literal, ops)))
+            test = sql.SQL("{} = {}").format(self._staged("o"), dialect.literal(ops[0]))
+        else:
+            test = sql.SQL("{} IN ({})").format(self._staged("o"), sql.SQL(", ").join(map(dialect.literal, ops)))
+        if hard is None or not self.route.mixed_deletes:
+            return test
+        reason = DeleteReason.DELETE if hard else DeleteReason.TTL
+        return sql.SQL("{} AND {} = {}").format(test, self._staged("r"), dialect.literal(reason))
 
     def _tombstone_of_staged(self) -> sql.Composed:
         return sql.SQL("{0}.\"target\" = {1} AND {0}.\"key\" = {2}").format(
@@ -137,41 +146,50 @@ class RouteStatements:
         return sql.SQL("DELETE FROM {} USING {} WHERE {} AND {}.\"version\" >= {}").format(
             self.stage, self.tombstones, self._tombstone_of_staged(), sql.Identifier(TOMBSTONES), self._staged("v"))
 
-    def _delete(self, *ops: str) -> sql.Composed:
+    def _delete(self, *ops: str, hard: bool | None = None) -> sql.Composed:
         return sql.SQL("DELETE FROM {} USING {} WHERE {} AND {}").format(self.table, self.stage, self._match(),
-                                                                         self._is(*ops))
+                                                                         self._is(*ops, hard=hard))
 
     def _insert_rows(self, op: str) -> sql.Composed:
         """New rows; KEPT rows are marked deleted (``t``), upserts are not (the column is left NULL)."""
         columns, values = [*map(sql.Identifier, self.columns), _VERSION], [*self.fields, self._staged("v")]
         if op == KEPT:
-            columns, values = columns + [_DELETED], values + [self._staged("t")]
+            columns, values = columns + self._marks(), values + self._mark_values()
         return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE {}").format(
             self.table, sql.SQL(", ").join(columns), sql.SQL(", ").join(values), self.stage, self._is(op))
 
+    def _marks(self) -> list[sql.Identifier]:
+        """The columns a soft delete sets: when, and why under ``ttl_deletes: soft``."""
+        return [_DELETED, _REASON] if self.route.delete_reason else [_DELETED]
+
+    def _mark_values(self) -> list[sql.Composed]:
+        return [self._staged("t"), self._staged("r")] if self.route.delete_reason else [self._staged("t")]
+
     def _mark_deleted(self) -> sql.Composed:
-        return sql.SQL("UPDATE {} SET {} = {}, {} = {} FROM {} WHERE {} AND {}").format(
-            self.table, _VERSION, self._staged("v"), _DELETED, self._staged("t"), self.stage, self._match(),
-            self._is(DELETE))
+        marks = sql.SQL(", ").join(sql.SQL("{} = {}").format(c, v) for c, v in zip(self._marks(), self._mark_values()))
+        return sql.SQL("UPDATE {} SET {} = {}, {} FROM {} WHERE {} AND {}").format(
+            self.table, _VERSION, self._staged("v"), marks, self.stage, self._match(), self._is(DELETE, hard=False))
 
     def _insert_deleted(self) -> sql.Composed:
         """A soft delete of a row never seen: the key, marked deleted (as the Postgres sink does)."""
         keys = [self.fields[self.columns.index(k)] for k in self.route.key]
         return sql.SQL("INSERT INTO {} ({}, {}, {}) SELECT {}, {}, {} FROM {} LEFT JOIN {} ON {} "
                        "WHERE {} AND {} IS NULL").format(
-            self.table, sql.SQL(", ").join(map(sql.Identifier, self.route.key)), _VERSION, _DELETED,
-            sql.SQL(", ").join(keys), self._staged("v"), self._staged("t"), self.stage, self.table, self._match(),
-            self._is(DELETE), self._col(self.route.key[0]))
+            self.table, sql.SQL(", ").join(map(sql.Identifier, self.route.key)), _VERSION,
+            sql.SQL(", ").join(self._marks()), sql.SQL(", ").join(keys), self._staged("v"),
+            sql.SQL(", ").join(self._mark_values()), self.stage, self.table, self._match(),
+            self._is(DELETE, hard=False), self._col(self.route.key[0]))
 
     def _clear_tombstones(self) -> sql.Composed:
         return sql.SQL("DELETE FROM {} USING {} WHERE {} AND {}").format(
-            self.tombstones, self.stage, self._tombstone_of_staged(), self._is(DELETE))
+            self.tombstones, self.stage, self._tombstone_of_staged(), self._is(DELETE, hard=True))
 
     def _write_tombstones(self) -> sql.Composed:
         """Stamped with the batch's time, as the Postgres sink does: the purge counts from the write."""
         return sql.SQL('INSERT INTO {} ("target", "key", "version", "deleted_at") SELECT {}, {}, {}, {} '
                        "FROM {} WHERE {}").format(
-            self.tombstones, self.target, self._staged("k"), self._staged("v"), self.now, self.stage, self._is(DELETE))
+            self.tombstones, self.target, self._staged("k"), self._staged("v"), self.now, self.stage,
+            self._is(DELETE, hard=True))
 
 
 def dead_letter_statements(state_schema: str, stage: str, now: dt.datetime) -> tuple[Statement, list[Statement]]:

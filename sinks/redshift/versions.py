@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from router.model import OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO, VERSION_COLUMN
+from router.model import DELETE_REASON, OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO, VERSION_COLUMN
 from router.modes import Mode
 from sinks.redshift.statements import DELETE, DELETED, UPSERT, UPSERTED, RouteStatements
 from sinks.redshift.transport import Statement
@@ -31,8 +31,9 @@ class VersionStatements(RouteStatements):
 
     def _insert(self, op: str) -> sql.Composed:
         stamps = [VALID_FROM] if self.route.mode == Mode.HISTORY else [TIME_COLUMN]
-        columns = [*map(sql.Identifier, self.columns), *map(sql.Identifier, (VERSION_COLUMN, OP_COLUMN, *stamps))]
-        values = [*self.fields, self._staged("v"), self._staged("o"), self._staged("t")]
+        why = [DELETE_REASON] if self.route.delete_reason else []
+        columns = [*map(sql.Identifier, [*self.columns, VERSION_COLUMN, OP_COLUMN, *stamps, *why])]
+        values = [*self.fields, self._staged("v"), self._staged("o"), self._staged("t"), *[self._staged("r")] * len(why)]
         return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE {}").format(
             self.table, sql.SQL(", ").join(columns), sql.SQL(", ").join(values), self.stage, self._is(op))
 

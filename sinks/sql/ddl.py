@@ -11,8 +11,17 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from router.model import DELETED_COLUMN, OP_COLUMN, TIME_COLUMN, VALID_FROM, VALID_TO, VERSION_COLUMN, Route
-from router.modes import Deletes, Mode
+from router.model import (
+    DELETE_REASON,
+    DELETED_COLUMN,
+    OP_COLUMN,
+    TIME_COLUMN,
+    VALID_FROM,
+    VALID_TO,
+    VERSION_COLUMN,
+    Route,
+)
+from router.modes import Mode
 from sinks.sql.dialect import DOCUMENT, ID, NAME, STAMP, TEXT, TIME, VERSION, Dialect
 from sinks.sql.rows import AUTO_COLUMNS, DEAD_LETTERS, TOMBSTONES, written_columns
 
@@ -30,13 +39,16 @@ AUTO_COLUMN_COLUMNS = [("target", NAME, True), ("attribute", TEXT, True), ("colu
 
 def target_columns(route: Route, dialect: Dialect) -> list[tuple[str, str]]:
     """Every column of a route's target table with its type: mapped, extras, version, then the soft-delete
-    mark, or for history and log tables the op and the change's time (history: valid from, valid to)."""
+    mark, or for history and log tables the op and the change's time (history: valid from, valid to); last,
+    under ``ttl_deletes: soft``, why a row was deleted."""
     columns = [(name, dialect.column_type(type_name)) for name, type_name in written_columns(route)]
     columns.append((VERSION_COLUMN, dialect.version_type))
     if route.versioned:
         stamps = (VALID_FROM, VALID_TO) if route.mode == Mode.HISTORY else (TIME_COLUMN,)
-        return columns + [(OP_COLUMN, dialect.types[NAME])] + [(name, dialect.types[TIME]) for name in stamps]
-    return columns + ([(DELETED_COLUMN, dialect.deleted_type)] if route.deletes == Deletes.SOFT else [])
+        columns += [(OP_COLUMN, dialect.types[NAME])] + [(name, dialect.types[TIME]) for name in stamps]
+    elif route.soft_deletes:
+        columns.append((DELETED_COLUMN, dialect.deleted_type))
+    return columns + ([(DELETE_REASON, dialect.types[NAME])] if route.delete_reason else [])
 
 
 def table_key(route: Route) -> tuple[str, ...]:

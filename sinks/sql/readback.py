@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from router.model import DELETED_COLUMN, VERSION_COLUMN, Route
-from router.modes import Deletes
+from router.model import DELETE_REASON, DELETED_COLUMN, VERSION_COLUMN, Route
 from sinks.sql.dialect import Dialect
 from sinks.sql.rows import written_columns
 
@@ -14,7 +13,8 @@ from sinks.sql.rows import written_columns
 def stored_columns(route: Route) -> list[tuple[str, str]]:
     """``written_columns`` and the bookkeeping columns: every column of the route's table."""
     columns = written_columns(route) + [(VERSION_COLUMN, "numeric")]
-    return columns + ([(DELETED_COLUMN, "timestamptz")] if route.deletes == Deletes.SOFT else [])
+    columns += [(DELETED_COLUMN, "timestamptz")] if route.soft_deletes else []
+    return columns + ([(DELETE_REASON, "text")] if route.delete_reason else [])
 
 
 def select_as_text(route: Route, dialect: Dialect) -> sql.Composed:
