@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
@@ -28,6 +28,9 @@ from router.modes import Deletes
 from router.pipeline import Pipeline
 from router.sink import Fill
 from sinks.postgres.sink import PostgresSink
+
+if TYPE_CHECKING:
+    from operations.verify import Comparison
 
 
 def _scan_options(segments: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -87,6 +90,19 @@ def _postgres(pipeline: Pipeline, route: Route, what: str) -> PostgresSink:
         raise BackfillError(f"{what}, and route {route.name!r} writes to sink {route.sink!r} of type "
                             f"{sink.config.type}")
     return sink
+
+
+def _comparison(pipeline: Pipeline, route: Route) -> Comparison:
+    """Where verify compares: in the sink's database (Postgres: a temporary table; Redshift: a scratch table
+    of the state schema, through the Data API)."""
+    from operations.verify_postgres import PostgresComparison
+    from operations.verify_redshift import RedshiftComparison
+    from sinks.redshift import RedshiftSink
+
+    sink = pipeline.sinks[route.sink]
+    if isinstance(sink, RedshiftSink):
+        return RedshiftComparison(sink, route)
+    return PostgresComparison(_postgres(pipeline, route, "verify compares in a postgres or redshift sink"), route)
 
 
 @contextmanager
@@ -268,7 +284,6 @@ def verify(config: Path | None, route_name: str, segments: int, rate: float, ite
     """
     from handlers.render_verify import report_renderables
     from operations.verify import Verifier, verify_all, verify_sample
-    from operations.verify_postgres import PostgresComparison
     from sources.scan import ScanSource, read_limiter
 
     loaded = load_config(config)
@@ -278,12 +293,13 @@ def verify(config: Path | None, route_name: str, segments: int, rate: float, ite
         options: dict[str, Any] = {"consistent_read": consistent_read,
                                    "limiter": read_limiter(aws.table, rate, items_per_second)}
         pipeline = route_pipeline(loaded, route)
+        comparison: Comparison | None = None
         try:
-            sink = _postgres(pipeline, route, "verify compares in a postgres sink")
-            if sink.check(route):
+            if pipeline.sinks[route.sink].check(route):
                 raise BackfillError(f"the table of route {route.name!r} differs from the route: see "
                                     "cdc-router schema --check")
-            verifier = Verifier(route, PostgresComparison(sink, route), aws.key_names, show)
+            comparison = _comparison(pipeline, route)
+            verifier = Verifier(route, comparison, aws.key_names, show)
             if sample:
                 report = verify_sample(verifier, aws.dynamodb, aws.table, sample, random.Random(), **options)
             else:
@@ -291,7 +307,9 @@ def verify(config: Path | None, route_name: str, segments: int, rate: float, ite
                 with _progress(f"verify {route.name}", aws.table.get("ItemCount"), 0) as advance:
                     report = verify_all(verifier, source, segments, advance)
         finally:
-            pipeline.close()  # its connection's end drops the comparison's temporary table
+            if comparison is not None:
+                comparison.close()  # drops its table (Redshift: a real one, in the state schema)
+            pipeline.close()
     console.print(*report_renderables(report), sep="\n")
     if report.drift:
         sys.exit(1)

@@ -22,7 +22,7 @@ from operations.backfill import insert_record
 from router import auto
 from router.attrs import to_python
 from router.errors import RecordError
-from router.model import AddedColumn, Route
+from router.model import AddedColumn, Capabilities, Route
 from router.modes import OnError
 from router.reduce import reduce_changes
 from router.sink import Change
@@ -53,15 +53,19 @@ class Differences:
 
 
 class Comparison(Protocol):
-    """The sink's side; ``operations.verify_postgres.PostgresComparison`` is the real one."""
+    """The sink's side: ``operations.verify_postgres.PostgresComparison`` and
+    ``operations.verify_redshift.RedshiftComparison``."""
 
     added: Sequence[AddedColumn]  # an auto route's added columns, as the sink records them (compared too)
+    capabilities: Capabilities    # the sink's: its types (a bare numeric on Redshift) shape the expected values
 
     def load(self, changes: Sequence[Change]) -> None: ...
 
     def differences(self, show: int, sampled: bool) -> Differences: ...
 
     def sample_keys(self, count: int) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -87,7 +91,8 @@ class Verifier:
 
     def __init__(self, route: Route, comparison: Comparison, key_names: Sequence[str], show: int = 10):
         self.route, self.comparison, self.key_names, self.show = route, comparison, tuple(key_names), show
-        self.transform = RouteTransform(route, read_secret, frozen=True)  # masked columns compare as digests
+        # masked columns compare as digests; values take the sink's types, as the pipeline's transform gives them
+        self.transform = RouteTransform(route, read_secret, comparison.capabilities, frozen=True)
         if self.transform.auto is not None:  # an attribute without a column in the target is drift (issue 15)
             self.transform.auto.load(comparison.added)
         self.items = 0

@@ -51,9 +51,9 @@ class PostgresComparison:
     def __init__(self, sink: PostgresSink, route: Route):
         self.added: Sequence[AddedColumn] = sink.added_columns(route) if route.auto else []
         route = auto.with_added(route, self.added, sink.capabilities) if route.auto else route
-        self.sink, self.route = sink, route
-        self.expected = dataclasses.replace(route, schema="pg_temp", table=EXPECTED, deletes=Deletes.IGNORE, ttl_deletes=None,
-                                            mode=Mode.CURRENT)
+        self.sink, self.route, self.capabilities = sink, route, sink.capabilities
+        self.expected = dataclasses.replace(route, schema="pg_temp", table=EXPECTED, deletes=Deletes.IGNORE,
+                                            ttl_deletes=None, mode=Mode.CURRENT)
         self.columns = written_columns(route)
         self._load = statements.apply_statement(self.expected, sink.state_schema)
         conn = sink.connection()

@@ -17,26 +17,34 @@ from conftest import EMPLOYEES
 from factories import Stream, event, wire
 from moto import mock_aws
 from psycopg import sql
+from redshift_on_postgres import fold_identifiers, on_postgres
 from test_postgres_sink import ORDERS as ALL_TYPES
 
 from operations.assemble import load_config
 from operations.backfill import route_pipeline
 from operations.handover import source_table
-from operations.verify import Difference, Verifier, VerifyReport, verify_all, verify_sample
+from operations.verify import Comparison, Difference, Verifier, VerifyReport, verify_all, verify_sample
 from operations.verify_postgres import PostgresComparison
+from operations.verify_redshift import RedshiftComparison
+from sinks.redshift import RedshiftSink
 from sources.scan import ScanSource
 
 
 class Pair:
     """A DynamoDB table and its target, filled alike through the route (as the stream would)."""
 
-    def __init__(self, pg: Any, config_path: Any, dynamodb: Any, route: str, key_type: str):
+    def __init__(self, pg: Any, config_path: Any, dynamodb: Any, route: str, key_type: str, url: str | None = None):
         self.pg, self.dynamodb = pg, dynamodb
         config = load_config(config_path)
         self.route = config.routes[route]
         self.pipeline = route_pipeline(config, self.route)
         self.sink = self.pipeline.sinks[self.route.sink]
-        self.sink.apply_ddl()
+        self.warehouse = isinstance(self.sink, RedshiftSink)
+        if self.warehouse:  # the Redshift sink's statements, on the test PostgreSQL (url: with the stand-in's shims)
+            assert url is not None
+            on_postgres(self.pipeline, url)
+        else:
+            self.sink.apply_ddl()
         key = self.route.key_columns[0].path[0]
         dynamodb.create_table(TableName=self.route.source, BillingMode="PAY_PER_REQUEST",
                               AttributeDefinitions=[{"AttributeName": key, "AttributeType": key_type}],
@@ -51,10 +59,14 @@ class Pair:
             assert self.pipeline.process(event([self.stream.insert(item) for item in items])).failure is None
 
     def sql(self, statement: str, *params: Any) -> None:
-        self.pg.conn.execute(sql.SQL(statement).format(sql.Identifier(self.route.schema, self.route.table)), params)
+        """``statement`` on the route's table (``{}``); on the warehouse, quoted names folded to lower case."""
+        table = sql.Identifier(self.route.schema, self.route.table.lower() if self.warehouse else self.route.table)
+        self.pg.conn.execute(sql.SQL(fold_identifiers(statement) if self.warehouse else statement).format(table),
+                             params)
 
     def verify(self, sample: int | None = None, show: int = 10) -> VerifyReport:
-        comparison = PostgresComparison(self.sink, self.route)  # type: ignore[arg-type]
+        comparison: Comparison = (RedshiftComparison(self.sink, self.route) if isinstance(self.sink, RedshiftSink)
+                                  else PostgresComparison(self.sink, self.route))  # type: ignore[arg-type]
         verifier = Verifier(self.route, comparison, [e["AttributeName"] for e in self.table["KeySchema"]], show)
         try:
             if sample is None:

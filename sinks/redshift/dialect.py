@@ -168,7 +168,7 @@ def same(left: sql.Composable, right: sql.Composable, type_name: str) -> sql.Com
     return sql.SQL("{} AND OCTET_LENGTH({}) = OCTET_LENGTH({})").format(equal, left, right)
 
 
-def as_text(column: sql.Identifier, type_name: str) -> sql.Composable:
+def as_text(column: sql.Composable, type_name: str) -> sql.Composable:
     """A column read back as text: SUPER through JSON_SERIALIZE, VARBYTE through TO_HEX, BOOLEAN through
     CASE (Redshift casts no boolean to VARCHAR), the rest cast to VARCHAR."""
     stored = column_type(type_name)
