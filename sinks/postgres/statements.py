@@ -211,7 +211,7 @@ LOCK_KEYS_SQL = sql.SQL("SELECT count(pg_advisory_xact_lock(l.k)) FROM unnest(%s
 def _key_hash(key: tuple[Any, ...]) -> int:
     """crc32 because every process must agree (Python's hash() is salted per process) and it costs
     a fraction of a microsecond per key; keys are compared as text, so 1 and Decimal('1') agree."""
-    return zlib.crc32("\x1f".join(map(str, key)).encode())
+    return zlib.crc32((str(key[0]) if len(key) == 1 else "\x1f".join(map(str, key))).encode())
 
 
 def _target_hash(target: str) -> int:
@@ -228,23 +228,25 @@ def batch_locks(keys: Mapping[str, Iterable[tuple[Any, ...]]]) -> list[tuple[sql
     """The lock statements, with their parameters (array literals: a list of 1,000 ints costs psycopg
     about 1 ms to adapt, the literal 0.1 ms), for the keys a batch writes, by target."""
     buckets: set[tuple[int, int, bool]] = set()
-    fine: set[int] = set()
+    fine: list[int] = []
     for target, target_keys in keys.items():
-        hashes, table = {_key_hash(key) for key in target_keys}, _target_hash(target)
+        hashes, table = set(map(_key_hash, target_keys)), _target_hash(target)
         exclusive = len(hashes) > KEY_LOCKS_UP_TO
-        buckets.update((table, h % LOCK_BUCKETS, exclusive) for h in hashes)
+        buckets.update((table, bucket, exclusive) for bucket in {h % LOCK_BUCKETS for h in hashes})
         if not exclusive:
-            fine.update((table << 32) | h for h in hashes)
+            high = table << 32
+            fine.extend(high | h for h in hashes)
     statements: list[tuple[sql.SQL, tuple[str, ...]]] = []
     if buckets:
-        statements.append((LOCK_BUCKETS_SQL, tuple(_array(column) for column in zip(*sorted(buckets)))))
+        tables, numbers, modes = zip(*sorted(buckets))
+        statements.append((LOCK_BUCKETS_SQL, (_array(tables), _array(numbers), "{" + ",".join("t" if mode else "f" for mode in modes) + "}")))
     if fine:
-        statements.append((LOCK_KEYS_SQL, (_array(sorted(fine)),)))
+        statements.append((LOCK_KEYS_SQL, (_array(sorted(set(fine))),)))
     return statements
 
 
-def _array(values: Iterable[int | bool]) -> str:
-    return "{" + ",".join(("t" if v else "f") if isinstance(v, bool) else str(v) for v in values) + "}"
+def _array(values: Iterable[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _json_default(value: Any) -> Any:
