@@ -26,9 +26,11 @@ from replica import scan
 
 from operations.verify import Verifier, verify_all
 from operations.verify_postgres import PostgresComparison
+from operations.verify_redshift import RedshiftComparison
 from router.attrs import to_python
 from router.model import VERSION_COLUMN
 from router.pipeline import Pipeline
+from sinks.redshift.sink import RedshiftSink
 from sources.scan import ScanSource
 
 Records = list[dict[str, Any]]
@@ -153,24 +155,27 @@ def test_the_target_equals_the_table_under_redelivery(build: Callable[..., Pipel
     assert [comparable(r) for r in table_rows(pipeline)] == [comparable(r) for r in expected(items, set(added))]
 
 
-def test_verify_compares_the_added_columns(make_pipeline: Callable[..., Pipeline], pg: Any) -> None:
+def test_verify_compares_the_added_columns(build: Callable[..., Pipeline]) -> None:
     records, _ = history()
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
         history.__wrapped__()  # type: ignore[attr-defined]  # the same table, in this mock
-        pipeline = make_pipeline(pg, sessions(pg, postgres(pg.state_schema)))
+        pipeline = build()
         assert pipeline.process(event(records)).failure is None
-        route_ = pipeline.config.routes["sessions"]
+        sink, route_ = pipeline.sinks["target"], pipeline.config.routes["sessions"]
+        kind = RedshiftComparison if isinstance(sink, RedshiftSink) else PostgresComparison
 
         def verify() -> Any:
-            comparison = PostgresComparison(pipeline.sinks["target"], route_)  # type: ignore[arg-type]
+            comparison = kind(sink, route_)  # type: ignore[arg-type]
             try:
                 return verify_all(Verifier(route_, comparison, [KEY]), ScanSource(dynamodb, "Sessions", 1), 1)
             finally:
                 comparison.close()
         # THEN verify passes; and finds a changed value in an added column, and an attribute with no column
         assert not verify().drift
-        pg.conn.execute(f'UPDATE "{pg.schema}"."sessions" SET "n" = 1 WHERE "{KEY}" = \'u1\'')
+        with psycopg.connect(sink_url(pipeline), autocommit=True) as conn:
+            conn.execute(f'UPDATE "{route_.schema}"."sessions" SET "n" = 1 WHERE "{sink.capabilities.identity(KEY)}" '
+                         "= 'u1'")
         report = verify()
         assert (report.drift, report.differences.different, report.differences.first[0].columns) == (True, 1, ["n"])
         dynamodb.update_item(TableName="Sessions", Key={KEY: {"S": "u3"}}, UpdateExpression="SET fresh = :v",
