@@ -53,8 +53,12 @@ def route_table(route: Route) -> Table:
     for column in route.columns:
         table.add_row(Text(column.name), Text(column.source), Text(column.type.name),
                       value(column.default), value(column.fallback))
+    if route.auto:  # issue 15: the rest are added as their attributes appear (or kept apart, per on_new_attribute)
+        table.add_row(Text("(added)"), Text(f"every other attribute (on_new_attribute: {route.on_new_attribute})"),
+                      Text("from its DynamoDB type"), Text(""), Text(""))
     if route.extras:
-        table.add_row(Text(route.extras), Text("(every other attribute)"), Text("jsonb"), Text(""), Text(""))
+        other = "values no added column can hold" if route.auto else "every other attribute"
+        table.add_row(Text(route.extras), Text(f"({other})"), Text("jsonb"), Text(""), Text(""))
     return table
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from factories import MEMORY, Stream, event, route, tables
+from factories import MEMORY, Stream, as_yaml, event, postgres, route, tables
 from memory_sink import parse, pipeline_of
 
 from router.auto import column_name
@@ -169,3 +169,18 @@ def test_a_stand_in_taken_too_gets_a_number() -> None:
     first = column_name("x" * 64, set(), POSTGRES)
     second = column_name("x" * 64, {first}, POSTGRES)
     assert second.endswith("_2") and second != first and len(second.encode()) <= 63
+
+
+def test_validate_shows_what_an_auto_route_adds(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from handlers.cli import app
+
+    path = tmp_path / "tables.yaml"
+    path.write_text(as_yaml(tables({"sessions": route("sessions", source="Sessions", sink="db", key=("userId",),
+                                                      columns="auto", extras="more")},  # type: ignore[arg-type]
+                                   {"db": postgres(dsn="postgresql://localhost/x")})))
+    result = CliRunner().invoke(app, ["validate", "--config", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "every other attribute (on_new_attribute: add_column)" in " ".join(result.output.split())
+    assert "(values no added column can hold)" in result.output
