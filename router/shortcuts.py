@@ -83,7 +83,8 @@ def _text(column_type: ColumnType) -> Shortcut:
     def convert(av: Any) -> Any:  # _payload inlined: the commonest shortcut of all
         if type(av) is dict and len(av) == 1:
             payload = av.get("S")
-            if type(payload) is str and len(payload) <= limit and payload.isascii() and "\x00" not in payload:
+            if type(payload) is str and len(payload) <= limit and "\x00" not in payload and (
+                    payload.isascii() or storable(payload)):
                 return payload
         return SLOW
     return convert
@@ -207,7 +208,7 @@ def _string_set(column_type: ColumnType) -> Shortcut:
     def convert(av: Any) -> Any:
         if type(av) is dict and len(av) == 1 and type(payload := av.get("SS")) is list:
             for text in payload:
-                if type(text) is not str or len(text) > limit or not text.isascii() or "\x00" in text:
+                if type(text) is not str or len(text) > limit or not storable(text):
                     return SLOW
             return sorted(payload)
         return SLOW
