@@ -24,7 +24,6 @@ from handlers.cli_support import console, error
 from operations.assemble import load_config
 from operations.backfill import Backfill, BackfillError, FillingSink, SegmentState, fill_of, route_pipeline
 from router.model import Config, Route
-from router.modes import Deletes
 from router.pipeline import Pipeline
 from router.sink import Fill
 from sinks.postgres.sink import PostgresSink
@@ -195,7 +194,7 @@ def _source(aws: _Aws, config: Config, route: Route, export: str | None, segment
     if source.table != route.source:
         raise BackfillError(f"export {export} is of table {source.table!r}, and route {route.name!r} reads "
                             f"{route.source!r}")
-    retention = config.sinks[route.sink].options.get("tombstone_retention_hours") if route.deletes == Deletes.HARD else None
+    retention = config.sinks[route.sink].options.get("tombstone_retention_hours") if route.hard_deletes else None
     console.print(f"reading export {source.name} ({len(source.segments)} data file(s), taken "
                   f"{source.export_time:%Y-%m-%d %H:%M:%S}Z)")
     return source, warnings + export_warnings(aws.table, source.export_time, retention)

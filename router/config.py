@@ -318,18 +318,10 @@ class _RouteBuilder:
                                    "auto: remove extras, or use on_new_attribute: extras")
         return chosen
 
-    def _ttl_deletes(self) -> Deletes | None:
-        """An expiry may be soft-deleted (marked, with the reason) or ignored whatever ``deletes`` says; it
-        may be deleted only where users' deletes are too (or in a history or log table, where a delete is
-        a version): a current table whose users' deletes do not remove rows keeps no tombstones, and
-        without one a stale change redelivered after the expiry would bring the item back."""
-        ttl_deletes, deletes = Deletes(self.entry["ttl_deletes"]), Deletes(self.entry["deletes"])
-        versioned = self.entry.get("mode", Mode.CURRENT) != Mode.CURRENT
-        if ttl_deletes == Deletes.HARD and deletes != Deletes.HARD and not versioned:
-            self.errors.add(self.path + ("ttl_deletes",), f"invalid value 'hard' with deletes: {deletes}: a table "
-                            "whose users' deletes keep the row has no tombstones to keep an expired item from "
-                            "coming back (allowed: soft, ignore; or deletes: hard)")
-        return ttl_deletes
+    def _ttl_deletes(self) -> Deletes:
+        """What an expiry does, whatever ``deletes`` says: a route where either removes rows keeps
+        tombstones (``Route.hard_deletes``); ``soft`` adds the reason column (``Route.delete_reason``)."""
+        return Deletes(self.entry["ttl_deletes"])
 
     def _sink(self) -> SinkConfig | None:
         name = self.entry["sink"]

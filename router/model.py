@@ -7,7 +7,18 @@ from functools import cached_property
 from typing import Any
 
 from router.filters import Filter
-from router.modes import Deletes, EpochUnit, Mask, MergeStrategy, Mode, NewAttribute, OnError, Unrouted, VersionSource
+from router.modes import (
+    DeleteReason,
+    Deletes,
+    EpochUnit,
+    Mask,
+    MergeStrategy,
+    Mode,
+    NewAttribute,
+    OnError,
+    Unrouted,
+    VersionSource,
+)
 from router.paths import show
 from router.types import ColumnType
 
@@ -103,9 +114,20 @@ class Route:
         return self.ttl_deletes == Deletes.SOFT
 
     @property
+    def hard_deletes(self) -> bool:
+        """Some REMOVEs remove the row: the route keeps tombstones, which its upserts are checked against."""
+        return Deletes.HARD in (self.deletes, self.ttl_deletes)
+
+    @property
     def mixed_deletes(self) -> bool:
-        """Users' deletes remove the row while expiries mark it: each REMOVE goes by its reason."""
-        return self.deletes == Deletes.HARD and self.ttl_deletes == Deletes.SOFT
+        """Users' deletes and expiries differ, one removing the row and the other marking it: each REMOVE
+        goes by its reason (``hard_reason``), and a newer tombstone stops a mark as it stops an upsert."""
+        return {self.deletes, self.ttl_deletes} == {Deletes.HARD, Deletes.SOFT}
+
+    @property
+    def hard_reason(self) -> DeleteReason:
+        """In a route with ``mixed_deletes``: the reason whose REMOVEs remove the row."""
+        return DeleteReason.DELETE if self.deletes == Deletes.HARD else DeleteReason.TTL
 
     @property
     def versioned(self) -> bool:

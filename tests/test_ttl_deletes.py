@@ -10,7 +10,6 @@ import pytest
 from factories import Stream, event
 from redshift_on_postgres import BOTH_SINKS, EMPLOYEES_ROUTE, target
 
-from router.errors import ConfigError
 from router.records import TTL_IDENTITY
 from router.sink import RouteStats
 from sinks.registry import SINK_TYPES
@@ -166,25 +165,43 @@ def test_the_reason_column_is_drift_until_schema_adds_it(deletes: str, pg: Any, 
         sink.close()
 
 
-@pytest.mark.parametrize(("deletes", "ttl_deletes", "mode", "accepted"), [
-    ("hard", "ignore", "current", True),
-    ("soft", "soft", "current", True),
-    ("ignore", "ignore", "current", True),
-    ("hard", "soft", "current", True),      # expiries marked, with the reason, users' deletes removed
-    ("ignore", "soft", "current", True),
-    ("ignore", "hard", "current", False),   # no tombstones to keep an expired item from coming back
-    ("soft", "hard", "current", False),
-    ("ignore", "hard", "history", True),    # a delete is a version: nothing to come back
+@pytest.mark.parametrize("sink", SINKS)
+@pytest.mark.parametrize(("deletes", "after"), [
+    ("soft", [(2, "E2", True, None), (3, "E3", False, None)]),    # a user's delete marks the row
+    ("ignore", [(2, "E2", False, None), (3, "E3", False, None)]),  # a user's delete leaves it as it was
 ])
-def test_ttl_deletes_must_fit_the_routes_deletes(deletes: str, ttl_deletes: str, mode: str, accepted: bool, pg: Any,
-                                                 write_config: Any) -> None:
+def test_a_hard_expiry_removes_the_row_whatever_deletes_says(sink: str, deletes: str, after: list[tuple[Any, ...]],
+                                                              pg: Any, make_both_pipeline: Any) -> None:
+    template = ROUTE.replace("    ttl_deletes: {ttl_deletes}\n", "    ttl_deletes: hard\n")
+    pipeline = make_both_pipeline(pg, template, sink=sink, deletes=deletes)
+    stream = Stream("Employees")
+    inserts = [stream.insert({"Id": n, "empName": f"E{n}", "empDepartment": "Ops"}) for n in (1, 2, 3)]
+    removes = [expired(stream.remove({"Id": 1})), stream.remove({"Id": 2})]
+    assert pipeline.process(event(inserts)).response == OK
+    result = pipeline.process(event(removes))
+    assert (result.response, result.stats["employees"].expired) == (OK, 1)
+    # WHEN the removes and the inserts are delivered again THEN the tombstone keeps the expired item away
+    for batch in (removes, inserts):
+        assert pipeline.process(event(batch)).response == OK
+    rows = target(pg, sink).rows("Employees", order_by="Id", bookkeeping=True)
+    assert [(r["Id"], r["Name"], r.get("_cdc_deleted_at") is not None, r.get("_cdc_delete_reason")) for r in rows] == after
+
+
+@pytest.mark.parametrize(("deletes", "ttl_deletes", "mode"), [
+    ("hard", "ignore", "current"),
+    ("soft", "soft", "current"),
+    ("ignore", "ignore", "current"),
+    ("hard", "soft", "current"),      # expiries marked, with the reason, users' deletes removed
+    ("ignore", "soft", "current"),
+    ("ignore", "hard", "current"),    # expiries removed and tombstoned, users' deletes ignored
+    ("soft", "hard", "current"),
+    ("ignore", "hard", "history"),    # a delete is a version
+])
+def test_ttl_deletes_is_independent_of_deletes(deletes: str, ttl_deletes: str, mode: str, pg: Any,
+                                               write_config: Any) -> None:
     from router.config import load_config
 
     path = write_config(ROUTE + f"    mode: {mode}\n", pg, sink="aurora", deletes=deletes, on_error="fail",
                         ttl_deletes=ttl_deletes, wschema="w", wstate="ws")
-    if accepted:
-        assert load_config(path, SINK_TYPES).routes["employees"].deletes_for(True) == ttl_deletes
-        return
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, SINK_TYPES)
-    assert f"routes.employees.ttl_deletes: invalid value 'hard' with deletes: {deletes}" in str(caught.value)
+    route = load_config(path, SINK_TYPES).routes["employees"]
+    assert (route.deletes_for(False), route.deletes_for(True)) == (deletes, ttl_deletes)

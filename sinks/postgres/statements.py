@@ -20,7 +20,7 @@ from psycopg import sql
 
 from router.attrs import dumps_exact
 from router.model import DELETE_REASON, DELETED_COLUMN, VERSION_COLUMN, Route
-from router.modes import Deletes, Op
+from router.modes import Op
 from router.sink import DELETE, Change, Fill
 from sinks.sql.dialect import DOCUMENT, ID, NAME, STAMP, TEXT, TIME, VERSION, Dialect
 from sinks.sql.fill import guard as fill_guard
@@ -71,9 +71,7 @@ _SOFT_DELETE = """, {mark} AS (
     RETURNING 1
 )
 """
-# ttl_deletes: soft beside deletes: hard (``Route.mixed_deletes``): each REMOVE goes by its reason, and a mark,
-# as an upsert, is stopped by a newer tombstone (a redelivered expiry must not bring back a deleted item)
-_REASON = {True: (""" AND d."r" = 'delete'""", """ AND d."r" = 'ttl'"""), False: ("", "")}
+_BY_REASON = """ AND d."r" {} {}"""  # a route whose users' deletes and expiries differ (``Route.mixed_deletes``)
 
 
 def _field_type(type_name: str) -> str:
@@ -154,7 +152,7 @@ def apply_statement(route: Route, state_schema: str) -> sql.Composed:
         key_match=sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(sql.Identifier(k), f)
                                          for k, f in zip(route.key, key_fields)),
     )
-    soft, hard, why = route.soft_deletes, route.deletes == Deletes.HARD, route.delete_reason
+    soft, hard, why = route.soft_deletes, route.hard_deletes, route.delete_reason
     reason = sql.Identifier(DELETE_REASON)
     marks = [deleted, reason] if why else [deleted]
     assignments = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name))
@@ -162,11 +160,14 @@ def apply_statement(route: Route, state_schema: str) -> sql.Composed:
     assignments.append(sql.SQL("{0} = EXCLUDED.{0}").format(version))
     if soft:  # "t" ("r") is NULL for an upsert; a soft delete that keeps the values of an upsert sets it
         assignments += [sql.SQL("{0} = EXCLUDED.{0}").format(mark) for mark in marks]
-    hard_only, soft_only = _REASON[route.mixed_deletes]
     not_tombstoned = sql.SQL(_NOT_TOMBSTONED).format(**parts) if hard else sql.SQL("")
+    # where users' deletes and expiries differ, each REMOVE goes by its reason, and a mark, like an upsert,
+    # is stopped by a newer tombstone (a redelivered REMOVE must not bring back an item deleted since)
+    mixed, hard_reason = route.mixed_deletes, sql.Literal(str(route.hard_reason))
     parts.update(
-        hard_only=sql.SQL(hard_only), soft_only=sql.SQL(soft_only), mark=sql.SQL("mark"),
-        mark_guard=not_tombstoned if route.mixed_deletes else sql.SQL(""),
+        hard_only=sql.SQL(_BY_REASON).format(sql.SQL("="), hard_reason) if mixed else sql.SQL(""),
+        soft_only=sql.SQL(_BY_REASON).format(sql.SQL("<>"), hard_reason) if mixed else sql.SQL(""),
+        mark=sql.SQL("mark"), mark_guard=not_tombstoned if mixed else sql.SQL(""),
         reason_column=sql.SQL(", {}").format(reason) if why else sql.SQL(""),
         reason_value=sql.SQL(', d."r"') if why else sql.SQL(""),
         reason_set=sql.SQL(", {0} = EXCLUDED.{0}").format(reason) if why else sql.SQL(""),
@@ -268,9 +269,9 @@ class RowsPlan:
         self.key_fields = tuple((f"c{i}", name) for i, (name, _) in enumerate(columns) if name in route.key)
         self.upsert_document = _upsert_document(columns)
         self.versioned = route.versioned
-        self.hard = route.deletes == Deletes.HARD and not route.versioned  # its upserts look up, its deletes
+        self.hard = route.hard_deletes and not route.versioned  # its upserts look up, its deletes
         # write, the tombstone of the key
-        self.why = route.delete_reason  # ttl_deletes: soft: each delete says why ("r")
+        self.why = route.delete_reason or route.mixed_deletes  # each delete says why ("r")
         # a history or log delete: its row carries what it has (a log's: the OldImage), the other columns NULL
         self.blank = dict.fromkeys(name for name, _ in columns) if route.versioned else None
 

@@ -26,7 +26,7 @@ from router import deadline
 from router.auto import AddedColumnsChangedError
 from router.log import logger
 from router.model import Route, SinkConfig
-from router.modes import Deletes, MergeStrategy
+from router.modes import MergeStrategy
 from router.sink import (
     DELETE,
     Capabilities,
@@ -257,8 +257,8 @@ class _Rows:
     def __init__(self, route: Route):
         self.columns = [name for name, _ in written_columns(route)]
         self.renders = [dialect.renderer(type_name) for _, type_name in written_columns(route)]
-        self.hard = route.deletes == Deletes.HARD
-        self.why = route.delete_reason
+        self.hard = route.hard_deletes
+        self.why = route.delete_reason or route.mixed_deletes
 
     def row(self, change: Change, now: dt.datetime) -> str:
         if change.version > dialect.MAX_VERSION:

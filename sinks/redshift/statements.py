@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from psycopg import sql
 
 from router.model import DELETE_REASON, DELETED_COLUMN, VERSION_COLUMN, Route
-from router.modes import DeleteReason, Deletes, Op
+from router.modes import Op
 from router.sink import Fill
 from sinks.redshift import dialect
 from sinks.redshift.transport import Statement
@@ -75,12 +75,12 @@ class RouteStatements:
 
     def create(self) -> Statement:
         fields = [(f"c{i}", type_name) for i, type_name in enumerate(stage_types(self.route))]
-        reason = _REASON_FIELD if self.route.delete_reason else []
+        reason = _REASON_FIELD if self.route.delete_reason or self.route.mixed_deletes else []
         return Statement(_create_temp(self.stage, fields + _BOOKKEEPING + reason), self.route.name)
 
     def apply(self) -> list[Statement]:
         """Guard, then apply; in this order, because each step relies on the one before."""
-        hard, soft = self.route.deletes == Deletes.HARD, self.route.soft_deletes
+        hard, soft = self.route.hard_deletes, self.route.soft_deletes
         steps: list[tuple[sql.Composed, str | None]] = [(self._stale_against_rows(), None)]
         if hard:
             steps += [(self._stale_against_tombstones(), None), (self._delete(DELETE, hard=True), DELETED)]
@@ -124,15 +124,15 @@ class RouteStatements:
 
     def _is(self, *ops: str, hard: bool | None = None) -> sql.Composed:
         """Staged rows of these ops; ``hard``: only the deletes that remove rows (True) or mark them (False),
-        which differ by reason where users' deletes are hard and expiries soft (``Route.mixed_deletes``)."""
+        which differ by reason where users' deletes and expiries differ (``Route.mixed_deletes``)."""
         if len(ops) == 1:
             test = sql.SQL("{} = {}").format(self._staged("o"), dialect.literal(ops[0]))
         else:
             test = sql.SQL("{} IN ({})").format(self._staged("o"), sql.SQL(", ").join(map(dialect.literal, ops)))
         if hard is None or not self.route.mixed_deletes:
             return test
-        reason = DeleteReason.DELETE if hard else DeleteReason.TTL
-        return sql.SQL("{} AND {} = {}").format(test, self._staged("r"), dialect.literal(reason))
+        return sql.SQL("{} AND {} {} {}").format(test, self._staged("r"), sql.SQL("=" if hard else "<>"),
+                                                 dialect.literal(str(self.route.hard_reason)))
 
     def _tombstone_of_staged(self) -> sql.Composed:
         return sql.SQL("{0}.\"target\" = {1} AND {0}.\"key\" = {2}").format(
