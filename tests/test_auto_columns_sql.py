@@ -7,6 +7,7 @@ Postgres, and the Redshift sink with its statements run on the test PostgreSQL (
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import os
 import threading
@@ -457,3 +458,13 @@ def test_verify_expects_items_set_aside_for_a_new_attribute(make_pipeline: Calla
         comparison.close()
     # THEN verify counts it refused, and expects it absent: no drift although on_error is fail
     assert (report.refused, report.set_aside, report.drift) == (1, 1, False)
+
+
+def test_an_attribute_name_of_several_kilobytes(build: Callable[..., Pipeline]) -> None:
+    # DynamoDB allows names up to 64 KB; the record keys on the column, whose name is cut to fit
+    huge = "h" + "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(250))  # 16 KB, incompressible
+    pipeline = build()
+    assert pipeline.process(event([STREAM.insert({KEY: "u1", huge: "v"})])).failure is None
+    [added] = pipeline.sinks["target"].added_columns(pipeline.config.routes["sessions"])
+    assert added.attribute == huge and added.name.startswith(huge[:20]) and len(added.name) < 128
+    assert table_rows(pipeline) == [{KEY: "u1", huge: "v"}]

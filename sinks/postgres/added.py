@@ -36,8 +36,8 @@ _LOCK = {True: "SELECT pg_advisory_xact_lock(%s::int, %s::int)",
 _GUARD = """SELECT 1 / (CASE WHEN count(*) = %s THEN 1 ELSE 0 END) FROM {} WHERE "target" = %s"""
 _RECORD = """INSERT INTO {} ("target", "attribute", "column", "type", "route", "sequence_number")
 SELECT %s, a."attribute", a."column", a."type", %s, a."sequence_number"
-FROM json_to_recordset(%s::json) AS a("attribute" text, "column" text, "type" text, "sequence_number" numeric)
-ON CONFLICT ("target", "attribute") DO NOTHING"""
+FROM json_to_recordset(%s::json) AS a("attribute" text, "column" text, "type" text, "sequence_number" numeric)"""
+# No ON CONFLICT: under the exclusive lock, the guard proved the record holds none of these columns.
 Work = list[tuple[str, tuple[Any, ...]]]
 
 

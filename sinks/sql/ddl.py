@@ -33,6 +33,7 @@ DEAD_LETTER_COLUMNS = [("id", ID, True), ("route", NAME, True), ("source_table",
                        ("error", TEXT, True), ("record", DOCUMENT, True), ("failed_at", STAMP, True)]
 DEAD_LETTER_UNIQUE = ("route", "source_table", "sequence_number")
 # One row per column added to a target for an attribute (columns: auto), by whom: every container maps alike.
+# Keyed by the column: an attribute's name may be 64 KB, more than a btree index entry holds.
 AUTO_COLUMN_COLUMNS = [("target", NAME, True), ("attribute", TEXT, True), ("column", NAME, True), ("type", NAME, True),
                        ("route", NAME, True), ("sequence_number", VERSION, False), ("added_at", STAMP, True)]
 
@@ -117,7 +118,7 @@ def state_ddl(state_schema: str, dialect: Dialect) -> list[sql.Composed]:
         statements.append(sql.SQL('CREATE INDEX IF NOT EXISTS {} ON {} ("deleted_at")').format(
             sql.Identifier("tombstones_deleted_at"), tombstones))
     statements.append(create_table(sql.Identifier(state_schema, AUTO_COLUMNS),
-                                   _state_columns(AUTO_COLUMN_COLUMNS, dialect), [primary_key(("target", "attribute"))]))
+                                   _state_columns(AUTO_COLUMN_COLUMNS, dialect), [primary_key(("target", "column"))]))
     statements.append(create_table(
         dead_letters, _state_columns(DEAD_LETTER_COLUMNS, dialect),
         [primary_key(("id",)), sql.SQL("UNIQUE ({})").format(sql.SQL(", ").join(map(sql.Identifier, DEAD_LETTER_UNIQUE)))]))
