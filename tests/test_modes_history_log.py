@@ -149,6 +149,30 @@ def test_a_backfill_after_the_streams_changes_is_valid_for_no_time(sink: str, ba
         (0, at(0), at(0)), (100, at(0), at(10)), (200, at(10), at(20)), (300, at(20), None)]
 
 
+@settings(max_examples=min(EXAMPLES, 40), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(order=st.permutations(range(4)), cuts=st.sets(st.integers(1, 3)), backfill_at=st.integers(0, 4),
+       again=st.lists(st.integers(0, 3), max_size=3))
+def test_a_backfill_anywhere_in_any_delivery_keeps_the_chain(both: dict[str, Any], order: list[int], cuts: set[int],
+                                                             backfill_at: int, again: list[int]) -> None:
+    pipeline, pg = both["history"]
+    name = "Employees" if pipeline.config.routes["employees"].sink == "aurora" else "employees"  # folded
+    pg.conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(pg.schema, name)))
+    records = ana(Stream("Employees"))
+    # GIVEN the stream's records in any order and batching, some delivered again, and a backfill between any two
+    bounds = [0, *sorted(cuts), 4]
+    batches = [[records[i] for i in order[a:b]] for a, b in zip(bounds, bounds[1:]) if a < b]
+    batches += [[records[i]] for i in again]
+    for index, batch in enumerate([*batches, []]):
+        if index == min(backfill_at, len(batches)):
+            scanned(pipeline, "Eng")
+        if batch:
+            assert pipeline.process(event(batch)).response == OK
+    # THEN the same table whatever the schedule: the scanned version first, valid for no time
+    assert versions(table(pg), "_cdc_version", "_valid_from", "_valid_to") == [(0, at(0), at(0))] + [
+        (v, start, end) for v, _, _, start, end in FULL_HISTORY]
+
+
 def ts(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
