@@ -73,15 +73,21 @@ def mask_value(mask: Mask, value: Any, key: bytes | None) -> str | None:
     return hmac.new(key, text, hashlib.sha256).hexdigest()
 
 
-def masked_record(record: ChangeRecord, columns: Iterable[Column], key: bytes | None) -> ChangeRecord:
-    """A copy of ``record`` whose images (and raw record) carry masked values: what may be stored or logged."""
-    masked = [c for c in columns if c.mask is not None]
+Masks = Iterable[tuple[Column, bytes | None]]
+"""Masked columns, each with the HMAC key of its route's sink (None but for ``hmac_sha256``)."""
+
+
+def masked_record(record: ChangeRecord, masks: Masks) -> ChangeRecord:
+    """A copy of ``record`` whose images (and raw record) carry masked values: what may be stored or logged.
+
+    ``masks`` may hold the columns of several routes of the record's table, each with its own key."""
+    masked = [(c, key) for c, key in masks if c.mask is not None]
     if not masked or MASKED in record.raw:
         return record
-    images = {name: _masked_image(getattr(record, attr), masked, key)
+    images = {name: _masked_image(getattr(record, attr), masked)
               for name, attr in zip(_IMAGES, ("keys", "new_image", "old_image"))}
     raw = _masked_raw(record.raw, images)
-    raw[MASKED] = sorted({c.source for c in masked})
+    raw[MASKED] = sorted({c.source for c, _ in masked})
     return replace(record, raw=raw, keys=images["Keys"], new_image=images["NewImage"], old_image=images["OldImage"])
 
 
@@ -106,11 +112,11 @@ def _masked_raw(raw: dict[str, Any], images: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def _masked_image(image: dict[str, Any] | None, columns: list[Column], key: bytes | None) -> dict[str, Any] | None:
+def _masked_image(image: dict[str, Any] | None, masks: list[tuple[Column, bytes | None]]) -> dict[str, Any] | None:
     if image is None:
         return None
     image = dict(image)
-    for column in columns:
+    for column, key in masks:
         _mask_path(image, column.path, column, key)
     return image
 

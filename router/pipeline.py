@@ -19,7 +19,7 @@ from router import auto
 from router.errors import InvalidEventError, RecordError, RouteConfigError, SourceMismatchError, UnroutedRecordError
 from router.log import logger
 from router.masking import SecretReader
-from router.model import Config
+from router.model import Column, Config
 from router.modes import OnError, Unrouted
 from router.records import ChangeRecord, is_sequence_number
 from router.reduce import reduce_changes
@@ -109,6 +109,17 @@ class Pipeline:
         self.transforms = {name: RouteTransform(route, read_secret, config.sinks[route.sink].capabilities)
                            for name, route in config.routes.items()}
         self._warned: set[tuple[str, str]] = set()  # (route, column) whose absent attribute was logged
+        # Masked columns of the other routes of a route's table: a record that route dead-letters or logs
+        # must not carry them in clear either. A dead letter keeps in clear what the route itself reads
+        # (its target holds it in clear anyway, and a redrive needs the value); a log line keeps nothing.
+        self._stored_masks = {name: self._foreign_masks(name, stored=True) for name in config.routes}
+        self._logged_masks = {name: self._foreign_masks(name, stored=False) for name in config.routes}
+
+    def _foreign_masks(self, name: str, stored: bool) -> list[tuple[Column, RouteTransform]]:
+        own = self.transforms[name]
+        return [(column, other) for route in self.config.routes_for(own.route.source) if route.name != name
+                for column, other in self.transforms[route.name].masks
+                if not (stored and own.reads(column.path))]
 
     @paused_collector()
     def process(self, event: Any) -> BatchResult:
@@ -256,7 +267,7 @@ class Pipeline:
 
     def _masked(self, letter: DeadLetter) -> DeadLetter:
         """The dead letter as it may be stored: masked columns' values masked in the record."""
-        record = self.transforms[letter.route.name].masked(letter.record)
+        record = self.transforms[letter.route.name].masked(letter.record, self._stored_masks[letter.route.name])
         return letter if record is letter.record else DeadLetter(letter.route, record, letter.error)
 
     def _log(self, result: BatchResult) -> None:
@@ -272,7 +283,7 @@ class Pipeline:
                                  "transient": failure.transient}
         route = self.config.routes.get(failure.route or "")
         if route is not None and route.log_records:  # the route opted in to record contents in its logs
-            extra["record"], extra["error"] = self.transforms[route.name].masked(record).raw, failure.reason
+            extra["record"], extra["error"] = self.transforms[route.name].masked(record, self._logged_masks[route.name]).raw, failure.reason
         logger.error("batch stopped at the first failed record", extra=extra)
 
     def _count_expired(self, result: BatchResult) -> None:

@@ -8,7 +8,7 @@ turns that into the route's ``on_error``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -56,7 +56,8 @@ class RouteTransform:
         # a dead-lettered record comes back (redrive) with its masked values masked already
         self.premasked = tuple((c.name, _premasked_reader(c) if c.mask else read) for c, (_, read)
                                in zip(route.columns, self.readers))
-        self.has_masks = any(c.mask is not None for c in route.columns)
+        self.masks = tuple((c, self) for c in route.columns if c.mask is not None)
+        self.has_masks = bool(self.masks)
 
     def _parts(self, column: Column) -> tuple[shortcuts.Shortcut | None, Callable[[dict[str, Any]], Any]]:
         """The column's shortcut (None: it has none), and its general reader."""
@@ -69,11 +70,20 @@ class RouteTransform:
         source = self.route.mask_key
         return None if source is None else masking.read_key(source, self.read_secret)
 
-    def masked(self, record: ChangeRecord) -> ChangeRecord:
-        """The record as it may be stored (dead letters) or logged: masked columns' values masked."""
-        if not self.has_masks:
-            return record
-        return masking.masked_record(record, self.columns, self.mask_key())
+    def masked(self, record: ChangeRecord, foreign: Sequence[tuple[Column, RouteTransform]] = ()) -> ChangeRecord:
+        """The record as it may be stored (dead letters) or logged: masked columns' values masked.
+
+        ``foreign``: masked columns of other routes of the record's table, each with its route's transform
+        (for its key), whose values must not be stored or logged in clear either (``Pipeline``)."""
+        masks = [(c, t.mask_key()) for c, t in (*self.masks, *foreign)]
+        return masking.masked_record(record, masks) if masks else record
+
+    def reads(self, path: tuple[str, ...]) -> bool:
+        """Whether this route's rows take the value at ``path``: a column reads it, or a part of it, or
+        all of it (a column of an enclosing map), or extras / auto columns take its top-level attribute."""
+        if path[0] not in self.mapped:
+            return self.route.extras is not None or self.route.auto
+        return any(c.path[:len(path)] == path[:len(c.path)] for c in self.columns)
 
     def _readers(self, record: ChangeRecord) -> tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...]:
         return self.premasked if self.has_masks and masking.MASKED in record.raw else self.readers

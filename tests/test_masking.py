@@ -127,10 +127,11 @@ def test_no_unmasked_value_reaches_the_database_or_the_logs(sink: str, pg: Any, 
     assert [r["Email"] for r in customers.rows("Customers")] == [digest(ana["email"])]
 
 
-def _strict(pipeline: Pipeline) -> Pipeline:
-    """The same route with on_error: fail, so that the failure is logged (with the record: log_records)."""
-    route = dataclasses.replace(pipeline.config.routes["customers"], on_error=OnError.FAIL)
-    config = dataclasses.replace(pipeline.config, routes={"customers": route})
+def _strict(pipeline: Pipeline, name: str = "customers") -> Pipeline:
+    """The route ``name`` with on_error: fail, so that the failure is logged (with the record: log_records)."""
+    routes = dict(pipeline.config.routes)
+    routes[name] = dataclasses.replace(routes[name], on_error=OnError.FAIL)
+    config = dataclasses.replace(pipeline.config, routes=routes)
     return Pipeline(config, pipeline.sinks, pipeline.parse, pipeline.read_secret)
 
 
@@ -258,3 +259,53 @@ def test_a_kinesis_record_is_stored_masked_and_still_parses(tmp_path: Path) -> N
     again = parse_record(masked.raw, 0)
     assert (again.keys, again.is_expiry) == ({"email": {"S": digest(values["email"])}}, True)
     assert RouteTransform(route)(again).key == (digest(values["email"]),)  # read as it is, not hashed twice
+
+
+PROFILES = CUSTOMERS.split("routes:\n", 1)[0] + """routes:
+  contacts:
+    source: Profiles
+    sink: {sink}
+    table: {target}.Contacts
+    key: [Id]
+    columns:
+      Id:    {{from: id, type: bigint}}
+      Email: {{from: email, mask: hmac_sha256}}
+      Home:  {{from: address.home, mask: sha256}}
+  ages:
+    source: Profiles
+    sink: {sink}
+    table: {target}.Ages
+    key: [Id]
+    columns:
+      Id:   {{from: id, type: bigint}}
+      Age:  {{from: age, type: smallint}}
+      Work: {{from: address.work}}
+    on_error: dead_letter
+    log_records: true
+"""
+
+
+@pytest.mark.parametrize("sink", ["aurora", "warehouse"])
+def test_another_routes_masked_attribute_is_masked_in_a_dead_letter_and_a_log(
+        sink: str, pg: Any, warehouse_pg: Any, secret: Any, make_both_pipeline: Any,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN two routes of one table: one masks email and address.home, the other reads neither and
+    # dead-letters what it cannot store
+    pipeline = make_both_pipeline(pg, PROFILES, sink=sink, target=pg.schema)
+    ana = secrets()
+    stream = Stream("Profiles", key=("id",), view="NEW_AND_OLD_IMAGES")
+    item = {"id": 1, "email": ana["email"], "address": {"home": ana["phone"], "work": "Dock 4"}, "age": 10**6}
+    # WHEN a record the second route cannot store (age out of range) arrives
+    result = pipeline.process(event([stream.insert(item)]))
+    assert (result.response, result.stats["ages"].dead_lettered) == (OK, 1)
+    # THEN its dead letter holds the first route's digests, and what the second route reads in clear
+    letters = (pg if sink == "aurora" else warehouse_pg).state("dead_letters")
+    image = letters[0]["record"]["dynamodb"]["NewImage"]
+    assert image["email"] == {"S": digest(ana["email"])}
+    assert image["address"]["M"] == {"home": {"S": digest(ana["phone"], None)}, "work": {"S": "Dock 4"}}
+    # and a failing record of that route logs no unmasked value either
+    assert _strict(pipeline, "ages").process(event([stream.modify(item)])).response != OK
+    output = capsys.readouterr()
+    logs = output.out + output.err + json.dumps([vars(r) for r in caplog.records], default=str)
+    assert "Dock 4" in logs and ana["email"] not in logs and ana["phone"] not in logs
+    assert search(pg, [ana["email"], ana["phone"]]) == []
