@@ -38,9 +38,9 @@ Records = list[dict[str, Any]]
 KEY = "userId"
 
 
-def sessions(pg: Any, sink: dict[str, Any], **options: Any) -> dict[str, Any]:
+def sessions(pg: Any, sink: dict[str, Any], columns: Any = "auto", **options: Any) -> dict[str, Any]:
     return tables({"sessions": route(f"{pg.schema}.sessions", source="Sessions", sink="target", key=(KEY,),
-                                     columns="auto", **options)}, {"target": sink})  # type: ignore[arg-type]
+                                     columns=columns, **options)}, {"target": sink})
 
 
 @pytest.fixture(params=["postgres", "redshift"])
@@ -242,6 +242,24 @@ def test_two_concurrent_batches_adding_the_same_attribute_both_succeed(build: Ca
     assert [(c.attribute, c.name) for c in added] == [("shared", "shared")]
 
 
+def test_auto_beside_a_mapping_adds_only_the_attributes_no_column_reads(build: Callable[..., Pipeline]) -> None:
+    # GIVEN auto: true beside columns that rename an attribute, type one and read one by its path
+    columns = {KEY: {"from": KEY}, "name": {"from": "fullName"}, "started": {"from": "started", "type": "bigint"},
+               "city": {"from": "address.city"}}
+    pipeline = build(columns=columns, auto=True)
+    # WHEN an item brings those attributes and one no column reads
+    item = {KEY: "u1", "fullName": "Ana", "started": 5, "address": {"city": "Oslo"}, "device": "phone"}
+    assert pipeline.process(event([STREAM.insert(item)])).failure is None
+    # THEN only the unlisted attribute is added (not fullName, started or address), and the row holds each value once
+    added = pipeline.sinks["target"].added_columns(pipeline.config.routes["sessions"])
+    assert [(c.attribute, c.name, c.type) for c in added] == [("device", "device", "text")]
+    assert table_rows(pipeline) == [{KEY: "u1", "name": "Ana", "started": 5, "city": "Oslo", "device": "phone"}]
+    # AND a later record changes nothing in the table's columns
+    item = {**item, "fullName": "Ana B", "started": 6}
+    assert pipeline.process(event([STREAM.modify(item)])).stats["sessions"].columns_added == 0
+    assert table_rows(pipeline) == [{KEY: "u1", "name": "Ana B", "started": 6, "city": "Oslo", "device": "phone"}]
+
+
 def test_the_batch_that_adds_a_column_is_counted(build: Callable[..., Pipeline]) -> None:
     pipeline = build()
     result = pipeline.process(event([STREAM.insert({KEY: "u1", "a": "x", "b": 1})]))
@@ -407,6 +425,22 @@ def test_a_value_of_another_type_goes_to_extras(build: Callable[..., Pipeline]) 
     assert pipeline.process(event([STREAM.insert({KEY: "u1", "a": "x"}), STREAM.insert({KEY: "u2", "a": 5})])).failure is None
     assert [comparable(r) for r in table_rows(pipeline)] == [{KEY: "u1", "a": "x", "more": {}},
                                                              {KEY: "u2", "a": None, "more": {"a": Decimal(5)}}]
+
+
+def test_a_value_of_another_type_without_extras_follows_on_error(build: Callable[..., Pipeline]) -> None:
+    # GIVEN a column typed text by its first value, no extras; WHEN a number comes for it in the middle of a batch
+    pipeline = build(on_error="dead_letter")
+    records = [STREAM.insert({KEY: "u1", "a": "x"}), STREAM.insert({KEY: "u2", "a": 5}),
+               STREAM.insert({KEY: "u3", "a": "z"})]
+    result = pipeline.process(event(records))
+    # THEN its record is dead-lettered, as delivered, without a row, and the batch goes on
+    assert (result.failure, result.response) == (None, {"batchItemFailures": []})
+    assert (result.stats["sessions"].upserted, result.stats["sessions"].dead_lettered) == (2, 1)
+    assert table_rows(pipeline) == [{KEY: "u1", "a": "x"}, {KEY: "u3", "a": "z"}]
+    [letter] = pipeline.sinks["target"].dead_letters()
+    assert (letter.route, letter.sequence_number) == ("sessions", int(records[1]["dynamodb"]["SequenceNumber"]))
+    assert letter.record["dynamodb"]["NewImage"] == records[1]["dynamodb"]["NewImage"]
+    assert "'a'" in letter.error
 
 
 @pytest.mark.parametrize("deletes", ["soft", "ignore"])
