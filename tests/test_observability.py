@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 from conftest import EMPLOYEES
-from factories import Stream, event
+from factories import Stream, event, postgres, route, tables
 
 from router.log import logger
+from router.records import TTL_IDENTITY
 
 LOGGING_EMPLOYEES = EMPLOYEES.replace("    on_error: {on_error}\n", "    on_error: {on_error}\n    log_records: {log_records}\n")
 
@@ -147,3 +148,53 @@ def test_a_value_that_does_not_fit_stays_out_of_the_logs_unless_the_route_opts_i
     [error] = [line for line in map(json.loads, logs.getvalue().splitlines()) if line["level"] == "ERROR"]
     assert "column 'Id' (from 'Id'): " in error["error"] and "does not fit bigint: not a number" in error["error"]
     assert ("078-05-1120" in logs.getvalue()) is log_records
+
+
+def test_an_expiry_is_counted_apart_from_a_user_delete(pg: Any, lambda_handler: Any,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN rows 1 and 2 (deletes: hard, ttl_deletes by default the same)
+    module = lambda_handler(pg)
+    stream = Stream("Employees")
+    module.handler(event([stream.insert({"Id": n, "empName": f"E{n}"}) for n in (1, 2)]), None)
+    capsys.readouterr()
+    # WHEN DynamoDB's TTL process expires 1 and a user deletes 2
+    expiry = {**stream.remove({"Id": 1}), "userIdentity": dict(TTL_IDENTITY)}
+    assert module.handler(event([expiry, stream.remove({"Id": 2})]), None) == {"batchItemFailures": []}
+    # THEN the document counts one of each: the expiry is no user delete
+    [document] = [d for d in emf(capsys.readouterr().out) if "route" in d and "column" not in d]
+    assert (document["RecordsExpired"], document["RecordsDeleted"]) == ([1.0], [1.0])
+    assert pg.rows("Employees") == []
+
+
+def test_a_batch_that_adds_a_column_logs_it_and_counts_it(pg: Any, lambda_handler: Any,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a route with columns: auto
+    config = tables({"sessions": route(f"{pg.schema}.sessions", source="Sessions", key=("userId",), columns="auto")},
+                    {"aurora": postgres(pg.state_schema)})
+    module = lambda_handler(pg, template=config)
+    stream = Stream("Sessions", key=("userId",))
+    logs, handler, level = io.StringIO(), logger.registered_handler, logger.log_level
+    previous = handler.setStream(logs)
+    logger.setLevel("INFO")  # the tests' level is WARNING; Lambda's (template.yaml) is INFO
+    try:
+        # WHEN a batch brings an attribute (twice: added once), and a later batch none
+        first = [stream.insert({"userId": "u1", "device": "Private Phone"}, sequence=3000),
+                 stream.insert({"userId": "u2", "device": "Other Phone"}, sequence=3100)]
+        assert module.handler(event(first), None) == {"batchItemFailures": []}
+        added = emf(capsys.readouterr().out)
+        assert module.handler(event([stream.modify({"userId": "u1", "device": "x"}, sequence=3200)]),
+                              None) == {"batchItemFailures": []}
+        later = emf(capsys.readouterr().out)
+    finally:
+        handler.setStream(previous)
+        logger.setLevel(level)
+    # THEN one log line names the route, column, type, table and the record that brought it, not its value
+    lines = [line for line in map(json.loads, logs.getvalue().splitlines()) if line["message"] == "column added"]
+    assert [(line["route"], line["column"], line["type"], line["table"], line["sequence_number"]) for line in lines] == [
+        ("sessions", "device", "text", f"{pg.schema}.sessions", "3000")]
+    assert "Private Phone" not in logs.getvalue() and "Other Phone" not in logs.getvalue()
+    # AND the route's document counts it; the next batch's counts none
+    [document] = [d for d in added if "route" in d and "column" not in d]
+    assert document["ColumnsAdded"] == [1.0] and ("ColumnsAdded", "Count") in metric_names(document).items()
+    [document] = [d for d in later if "route" in d and "column" not in d]
+    assert document["ColumnsAdded"] == [0.0]
