@@ -6,7 +6,8 @@ JSON document read by ``json_to_recordset``) and a COPY variant: the same statem
 staging table (per connection and route, ``ON COMMIT DELETE ROWS``) filled by COPY in the same
 transaction. After each batch the staged COPY upsert ceiling (``bench.ceiling``) writes the same rows.
 Database time of either variant: from BEGIN to COMMIT's answer, its rows already encoded (JSON text, or
-COPY data formatted by psycopg's own C formatter). COPY cannot ride a pipeline (libpq), so the COPY
+COPY data: written by psycopg's ``write_row`` into the staging table and read back with COPY TO, before
+the clock starts, as ``bench.ceiling`` renders its rows). COPY cannot ride a pipeline (libpq), so the COPY
 variant takes two round trips more: BEGIN, the COPY, then the pipeline of the rest.
 """
 
@@ -23,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from psycopg import adapt, pq, sql
-from psycopg._copy_base import BinaryFormatter, Formatter, TextFormatter  # to format COPY data before the clock
+import psycopg
+from psycopg import sql
 from psycopg.types import TypeInfo
 
 from bench.server import _TimedConnection
@@ -118,6 +119,7 @@ def run(url: str, args: argparse.Namespace) -> None:
                     f"{staged_us:>16.1f} {db_us / staged_us:>8.2f} {rate / staged_rate:>9.0%}")
             encoded, copied = variant.python_us(sink.connection())
             out(f"{name:<10} Python side, CPU us/record: JSON document {encoded:.1f}, COPY rows formatted {copied:.1f}")
+            variant.close()
             load.append(os.getloadavg())
         out("load average (1, 5, 15 min): " + "; ".join(", ".join(f"{x:.2f}" for x in avg) for avg in load))
     finally:
@@ -138,6 +140,7 @@ class CopyVariant:
         self._staged: set[tuple[int, str]] = set()
         self.samples: list[Sequence[RouteBatch]] = []
         self._plans: dict[str, StagePlan] = {}
+        self._render: psycopg.Connection[Any] | None = None  # formats COPY data before the clock
 
     def install(self, copy: bool) -> None:
         self.sink._apply = self._copy_apply if copy else self._timed_json_apply  # type: ignore[method-assign]
@@ -164,9 +167,11 @@ class CopyVariant:
         assert not any(b.dead_letters for b in batches) and all(b.fill is None and not b.route.added for b in batches)
         conn = sink.connection()
         self.samples.append(batches)
-        work = []
+        work, first = [], set()
         for batch in (b for b in batches if b.changes):
             plan = self._plan(batch.route)
+            if self._create(conn, plan):
+                first.add(plan.route.name)
             work.append((batch, plan, self.copy_data(conn, plan, batch.changes)))
         keys: dict[str, list[tuple[Any, ...]]] = {}
         for batch in batches:
@@ -174,12 +179,6 @@ class CopyVariant:
                 keys.setdefault(sink._targets[batch.route.name], []).extend(c.key for c in batch.changes)
         locks = statements.batch_locks(keys)
         start = time.perf_counter()
-        first = set()
-        for _, plan, _ in work:
-            if (id(conn.pgconn), plan.route.name) not in self._staged:
-                conn.execute(plan.create)
-                self._staged.add((id(conn.pgconn), plan.route.name))
-                first.add(plan.route.name)
         conn.execute("BEGIN")
         with conn.cursor() as cursor:
             for _, plan, data in work:
@@ -202,19 +201,36 @@ class CopyVariant:
         return stats
 
     def copy_data(self, conn: Any, plan: StagePlan, changes: Sequence[Change]) -> bytes:
-        """The changes as COPY data, formatted by psycopg (its C formatter with psycopg[binary])."""
-        tx = adapt.Transformer(conn)
-        if self.binary:
-            tx.set_dumper_types(plan.oids(conn), pq.Format.BINARY)
-            formatter: Formatter = BinaryFormatter(tx)
-        else:
-            formatter = TextFormatter(tx)
-        chunks = [bytes(formatter.write_row(row)) for row in plan.rows(changes)]
-        chunks.append(bytes(formatter.end()))
-        return b"".join(chunks)
+        """The changes as COPY data: ``write_row`` (psycopg's C formatter with psycopg[binary]) into a
+        staging table of a connection of its own, then COPY TO reads the data back; emptied at commit."""
+        if self._render is None:
+            self._render = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+        render = self._render
+        self._create(render, plan)
+        with render.transaction(), render.cursor() as cursor:
+            with cursor.copy(plan.copy) as copy:
+                if self.binary:
+                    copy.set_types(plan.oids(conn))
+                for row in plan.rows(changes):
+                    copy.write_row(row)
+            with cursor.copy(plan.copy_out) as copy:
+                return b"".join(bytes(block) for block in copy)
+
+    def close(self) -> None:
+        if self._render is not None:
+            self._render.close()
+
+    def _create(self, conn: Any, plan: StagePlan) -> bool:
+        """The connection's staging table for the route; True when this call created it."""
+        if (id(conn.pgconn), plan.route.name) in self._staged:
+            return False
+        conn.execute(plan.create)
+        self._staged.add((id(conn.pgconn), plan.route.name))
+        return True
 
     def python_us(self, conn: Any) -> tuple[float, float]:
-        """CPU us per change of the sampled batches: the JSON document, and the COPY rows formatted."""
+        """CPU us per change of the sampled batches (this process only): the JSON document, and the COPY rows
+        formatted (``copy_data``: includes reading the data back, so a little above the formatting alone)."""
         changes = [(b.route, b.changes) for batches in self.samples for b in batches if b.changes]
         n = sum(len(c) for _, c in changes)
         start = time.process_time()
@@ -242,6 +258,9 @@ class StagePlan:
                                                       for n, t in zip(names, self.types)))
         self.analyze = sql.SQL("ANALYZE pg_temp.{}").format(sql.Identifier(stage))
         self.copy = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+            sql.Identifier(stage), sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(" (FORMAT BINARY)" if binary else ""))
+        self.copy_out = sql.SQL("COPY {} ({}) TO STDOUT{}").format(
             sql.Identifier(stage), sql.SQL(", ").join(map(sql.Identifier, names)),
             sql.SQL(" (FORMAT BINARY)" if binary else ""))
         text = (versions.apply_statement(route) if route.versioned
