@@ -64,7 +64,7 @@ class RedshiftComparison:
             self._writer.apply([RouteBatch(self.expected, list(changes))])
 
     def differences(self, show: int, sampled: bool) -> Differences:
-        rows = self.sink._query(self._compare(sampled, max(show, 1)), {}).rows
+        rows = self.sink.query(self._compare(sampled, max(show, 1))).rows
         first = [self._difference(row) for row in rows[:show]]
         missing, extra, different = (int(value or 0) for value in rows[0][-3:]) if rows else (0, 0, 0)
         source_rows = self._count(sql.SQL("SELECT count(*) FROM {}").format(self._expected_table))
@@ -77,10 +77,10 @@ class RedshiftComparison:
         """``count`` live target keys drawn at random."""
         query = sql.SQL("SELECT {} FROM ({}) t ORDER BY RANDOM() LIMIT {}").format(
             sql.SQL(", ").join(map(sql.Identifier, self.route.key)), self._live(), sql.Literal(count))
-        return [dict(zip(self.route.key, row)) for row in self.sink._query(query, {}).rows]
+        return [dict(zip(self.route.key, row)) for row in self.sink.query(query).rows]
 
     def close(self) -> None:
-        self._writer._run([(sql.SQL("DROP TABLE IF EXISTS {}").format(self._expected_table).as_string(None), None)])
+        self._writer.run([sql.SQL("DROP TABLE IF EXISTS {}").format(self._expected_table)])
 
     # -- pieces ---------------------------------------------------------------------------
 
@@ -89,7 +89,7 @@ class RedshiftComparison:
         return sql.Identifier(self.expected.schema, self.expected.table)
 
     def _count(self, query: sql.Composed) -> int:
-        return int(self.sink._query(query, {}).rows[0][0])
+        return int(self.sink.query(query).rows[0][0])
 
     def _live(self) -> sql.Composed:
         """The target's live rows: not soft-deleted; of a history or log table, each key's newest version

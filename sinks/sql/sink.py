@@ -63,6 +63,16 @@ class SqlSink(Sink):
         """One statement; its rows (if any) and row count. Placeholders: ``dialect.placeholder``."""
         raise NotImplementedError
 
+    # -- for operations that read or manage the sink's tables (verify) ----------------------
+
+    def query(self, statement: sql.Composed, params: dict[str, Any] | None = None) -> QueryResult:
+        """One statement outside any batch (``operations.verify_redshift``): its rows and row count."""
+        return self._query(statement, params or {})
+
+    def run(self, statements: Sequence[sql.Composed]) -> None:
+        """Statements in one transaction, outside any batch (a scratch table's DROP)."""
+        self._run([(statement.as_string(None), None) for statement in statements])
+
     # -- tombstone purge -------------------------------------------------------------------
 
     def _purge_due(self) -> bool:
