@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -17,6 +19,20 @@ from router.log import logger
 from router.records import TTL_IDENTITY
 
 LOGGING_EMPLOYEES = EMPLOYEES.replace("    on_error: {on_error}\n", "    on_error: {on_error}\n    log_records: {log_records}\n")
+
+
+@contextmanager
+def captured_logs(level: str | None = None) -> Iterator[io.StringIO]:
+    """The logger's JSON lines while the block runs (at ``level`` if given; the tests' own is WARNING)."""
+    logs, handler, before = io.StringIO(), logger.registered_handler, logger.log_level
+    previous = handler.setStream(logs)
+    if level is not None:
+        logger.setLevel(level)
+    try:
+        yield logs
+    finally:
+        handler.setStream(previous)
+        logger.setLevel(before)
 
 
 def emf(captured: str) -> list[dict[str, Any]]:
@@ -106,12 +122,8 @@ def test_an_error_log_carries_the_batch_keys_and_the_record_only_if_the_route_op
     module = lambda_handler(pg, template=LOGGING_EMPLOYEES, log_records=str(log_records).lower())
     stream = Stream("Employees")
     bad = with_id_not_a_bigint(stream.insert({"Id": 7, "empName": "Private Person"}, sequence=2000))
-    logs, handler = io.StringIO(), logger.registered_handler
-    previous = handler.setStream(logs)
-    try:
+    with captured_logs() as logs:
         assert module.handler(event([bad]), None) == {"batchItemFailures": [{"itemIdentifier": "2000"}]}
-    finally:
-        handler.setStream(previous)
     [error] = [line for line in map(json.loads, logs.getvalue().splitlines()) if line["level"] == "ERROR"]
     assert (error["route"], error["stream"], error["sequence_numbers"]) == ("employees", stream.arn, "2000-2000")
     assert ("Private Person" in logs.getvalue()) is log_records
@@ -138,12 +150,8 @@ def test_a_value_that_does_not_fit_stays_out_of_the_logs_unless_the_route_opts_i
     module = lambda_handler(pg, template=LOGGING_EMPLOYEES, log_records=str(log_records).lower())
     record = Stream("Employees").insert({"Id": 7, "empName": "n"}, sequence=2000)
     record["dynamodb"]["Keys"]["Id"] = record["dynamodb"]["NewImage"]["Id"] = {"S": "SSN 078-05-1120"}
-    logs, handler = io.StringIO(), logger.registered_handler
-    previous = handler.setStream(logs)
-    try:
+    with captured_logs() as logs:
         module.handler(event([record]), None)
-    finally:
-        handler.setStream(previous)
     # THEN the log names the column and the type, and shows the value only if the route opted in
     [error] = [line for line in map(json.loads, logs.getvalue().splitlines()) if line["level"] == "ERROR"]
     assert "column 'Id' (from 'Id'): " in error["error"] and "does not fit bigint: not a number" in error["error"]
@@ -173,10 +181,7 @@ def test_a_batch_that_adds_a_column_logs_it_and_counts_it(pg: Any, lambda_handle
                     {"aurora": postgres(pg.state_schema)})
     module = lambda_handler(pg, template=config)
     stream = Stream("Sessions", key=("userId",))
-    logs, handler, level = io.StringIO(), logger.registered_handler, logger.log_level
-    previous = handler.setStream(logs)
-    logger.setLevel("INFO")  # the tests' level is WARNING; Lambda's (template.yaml) is INFO
-    try:
+    with captured_logs("INFO") as logs:  # the tests' level is WARNING; Lambda's (template.yaml) is INFO
         # WHEN a batch brings an attribute (twice: added once), and a later batch none
         first = [stream.insert({"userId": "u1", "device": "Private Phone"}, sequence=3000),
                  stream.insert({"userId": "u2", "device": "Other Phone"}, sequence=3100)]
@@ -185,9 +190,6 @@ def test_a_batch_that_adds_a_column_logs_it_and_counts_it(pg: Any, lambda_handle
         assert module.handler(event([stream.modify({"userId": "u1", "device": "x"}, sequence=3200)]),
                               None) == {"batchItemFailures": []}
         later = emf(capsys.readouterr().out)
-    finally:
-        handler.setStream(previous)
-        logger.setLevel(level)
     # THEN one log line names the route, column, type, table and the record that brought it, not its value
     lines = [line for line in map(json.loads, logs.getvalue().splitlines()) if line["message"] == "column added"]
     assert [(line["route"], line["column"], line["type"], line["table"], line["sequence_number"]) for line in lines] == [
