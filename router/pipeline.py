@@ -235,7 +235,9 @@ class Pipeline:
                 rereads += 1
                 unread = self._read_added_columns(sink.name) if rereads <= MAX_REREADS else None
                 if rereads > MAX_REREADS or unread is not None:
-                    return unread or _sink_failure(sink, batches, exc)
+                    return unread or _sink_failure(sink, batches, auto.AddedColumnsChangedError(
+                        f"{exc} (still so after reading the added columns {MAX_REREADS} times: if the target lacks "
+                        "a column the route lists, run cdc-router schema --check, then schema --apply)"))
                 plan, failure = self._replan(sink, records, failure)
                 continue
             except RejectedChangeError as exc:

@@ -502,3 +502,16 @@ def test_an_attribute_name_of_several_kilobytes(build: Callable[..., Pipeline]) 
     [added] = pipeline.sinks["target"].added_columns(pipeline.config.routes["sessions"])
     assert added.attribute == huge and added.name.startswith(huge[:20]) and len(added.name) < 128
     assert table_rows(pipeline) == [{KEY: "u1", huge: "v"}]
+
+
+def test_a_listed_column_missing_from_the_target_fails_with_the_schema_hint(build: Callable[..., Pipeline]) -> None:
+    # GIVEN an auto route beside a listed column, whose target lost that column (dropped by hand)
+    pipeline = build(columns={KEY: {"from": KEY}, "name": {"from": "fullName"}}, auto=True)
+    assert pipeline.process(event([STREAM.insert({KEY: "u1", "fullName": "Ana"})])).failure is None
+    with psycopg.connect(sink_url(pipeline), autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE "{pipeline.config.routes["sessions"].schema}"."sessions" DROP COLUMN "name"')
+    # WHEN a record writes it again
+    failure = pipeline.process(event([STREAM.modify({KEY: "u1", "fullName": "Bo"})])).failure
+    # THEN the batch fails, after its re-reads of the added columns, with what to do
+    assert failure is not None and failure.index == 0
+    assert "run cdc-router schema --check, then schema --apply" in failure.reason
