@@ -145,15 +145,31 @@ def comparable(value: Any) -> Any:
 @pytest.mark.parametrize("delivery", DELIVERIES)
 def test_the_target_equals_the_table_under_redelivery(build: Callable[..., Pipeline], delivery: str) -> None:
     records, items = history()
-    pipeline = build()
-    # WHEN the stream is delivered in these batches
-    for batch in DELIVERIES[delivery](len(records)):
-        assert pipeline.process(event([records[i] for i in batch])).failure is None
-    # THEN a column per attribute, typed from its first value, and the rows equal the items
-    added = {c.attribute: c.type for c in pipeline.sinks["target"].added_columns(pipeline.config.routes["sessions"])}
-    assert added == {"started": "numeric", "s": "text", "n": "numeric", "yes": "boolean", "b": "bytea",
-                     "m": "jsonb", "l": "jsonb", "ss": "text[]", "ns": "numeric[]", "bs": "bytea[]", "late": "text"}
-    assert [comparable(r) for r in table_rows(pipeline)] == [comparable(r) for r in expected(items, set(added))]
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        history.__wrapped__()  # type: ignore[attr-defined]  # the same table, in this mock, for verify
+        pipeline = build()
+        # WHEN the stream is delivered in these batches
+        for batch in DELIVERIES[delivery](len(records)):
+            assert pipeline.process(event([records[i] for i in batch])).failure is None
+        # THEN a column per attribute, typed from its first value, and the rows equal the items
+        added = {c.attribute: c.type for c in pipeline.sinks["target"].added_columns(pipeline.config.routes["sessions"])}
+        assert added == {"started": "numeric", "s": "text", "n": "numeric", "yes": "boolean", "b": "bytea",
+                         "m": "jsonb", "l": "jsonb", "ss": "text[]", "ns": "numeric[]", "bs": "bytea[]", "late": "text"}
+        assert [comparable(r) for r in table_rows(pipeline)] == [comparable(r) for r in expected(items, set(added))]
+        # AND cdc-router verify, reading the table, finds the target equal to it
+        report = verified(pipeline, dynamodb)
+        assert (report.drift, report.differences.source_rows) == (False, len(items))
+
+
+def verified(pipeline: Pipeline, dynamodb: Any) -> Any:
+    """``cdc-router verify`` of the Sessions route against the moto table: its report."""
+    sink, route_ = pipeline.sinks["target"], pipeline.config.routes["sessions"]
+    comparison = (RedshiftComparison if isinstance(sink, RedshiftSink) else PostgresComparison)(sink, route_)  # type: ignore[arg-type]
+    try:
+        return verify_all(Verifier(route_, comparison, [KEY]), ScanSource(dynamodb, "Sessions", 1), 1)
+    finally:
+        comparison.close()
 
 
 def test_verify_compares_the_added_columns(build: Callable[..., Pipeline]) -> None:
@@ -164,14 +180,9 @@ def test_verify_compares_the_added_columns(build: Callable[..., Pipeline]) -> No
         pipeline = build()
         assert pipeline.process(event(records)).failure is None
         sink, route_ = pipeline.sinks["target"], pipeline.config.routes["sessions"]
-        kind = RedshiftComparison if isinstance(sink, RedshiftSink) else PostgresComparison
 
         def verify() -> Any:
-            comparison = kind(sink, route_)  # type: ignore[arg-type]
-            try:
-                return verify_all(Verifier(route_, comparison, [KEY]), ScanSource(dynamodb, "Sessions", 1), 1)
-            finally:
-                comparison.close()
+            return verified(pipeline, dynamodb)
         # THEN verify passes; and finds a changed value in an added column, and an attribute with no column
         assert not verify().drift
         with psycopg.connect(sink_url(pipeline), autocommit=True) as conn:
