@@ -13,20 +13,8 @@ import datetime as dt
 from functools import lru_cache
 from typing import Any
 
-from router.errors import InvalidEventError
 from router.records import EPOCH as _EPOCH
 from router.records import EVENT_NAMES, VIEW_TYPES, ChangeRecord, is_sequence_number, take_images
-
-
-def parse_event(event: Any) -> list[ChangeRecord]:
-    """Parse a Lambda event; raise ``InvalidEventError`` if it is not a stream batch."""
-    records = event.get("Records") if isinstance(event, dict) else None
-    if not isinstance(records, list):
-        raise InvalidEventError(
-            "not a DynamoDB Streams event: expected an object with a 'Records' list, got "
-            + (f"keys {sorted(map(str, event))[:10]}" if isinstance(event, dict) else type(event).__name__)
-        )
-    return [parse_record(raw, index) for index, raw in enumerate(records)]
 
 
 def parse_record(raw: Any, index: int) -> ChangeRecord:

@@ -16,7 +16,8 @@ from router import attrs
 from router.errors import InvalidEventError
 from router.records import ChangeRecord
 from sources import lambda_events
-from sources.dynamodb_streams import lambda_record, parse_event, parse_record, table_from_arn
+from sources.dynamodb_streams import lambda_record, parse_record, table_from_arn
+from sources.lambda_events import parse_event
 
 CREATED = 1_700_000_000.0
 KINESIS = ["49657616474389125408934519236126394011318427648836681730",
@@ -204,15 +205,15 @@ def test_record_that_is_not_an_object(raw: Any) -> None:
 
 NOT_EVENTS = [
     # a list of records without the envelope
-    ([], "not a DynamoDB Streams event: expected an object with a 'Records' list, got list"),
-    (None, "not a DynamoDB Streams event: expected an object with a 'Records' list, got NoneType"),
-    ("x", "not a DynamoDB Streams event: expected an object with a 'Records' list, got str"),
+    ([], "not a DynamoDB Streams or Kinesis event: expected an object with a 'Records' list, got list"),
+    (None, "not a DynamoDB Streams or Kinesis event: expected an object with a 'Records' list, got NoneType"),
+    ("x", "not a DynamoDB Streams or Kinesis event: expected an object with a 'Records' list, got str"),
     # an object without Records
-    ({}, "not a DynamoDB Streams event: expected an object with a 'Records' list, got keys []"),
+    ({}, "not a DynamoDB Streams or Kinesis event: expected an object with a 'Records' list, got keys []"),
     # the wrong case (an API Gateway or test event)
-    ({"records": []}, "not a DynamoDB Streams event: expected an object with a 'Records' list, got keys ['records']"),
+    ({"records": []}, "not a DynamoDB Streams or Kinesis event: expected an object with a 'Records' list, got keys ['records']"),
     # Records that is not a list
-    ({"Records": {}}, "not a DynamoDB Streams event: expected an object with a 'Records' list, got keys ['Records']"),
+    ({"Records": {}}, "not a DynamoDB Streams or Kinesis event: expected an object with a 'Records' list, got keys ['Records']"),
 ]
 
 

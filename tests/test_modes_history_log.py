@@ -26,7 +26,7 @@ from test_verify import counts, pair  # noqa: F401
 
 from operations.backfill import insert_record
 from router.model import Route
-from sources.dynamodb_streams import parse_event
+from sources.lambda_events import parse_event
 
 ROUTE = EMPLOYEES + "    mode: {mode}\n"        # the spine's Employees route, on Postgres
 BOTH = ONE_ROUTE + "    mode: {mode}\n"        # the same on either sink: sink: {sink}

@@ -34,7 +34,8 @@ from operations.assemble import build_sinks, load_config
 from router.errors import ConfigError
 from router.pipeline import Pipeline
 from router.transform import RouteTransform
-from sources.dynamodb_streams import parse_event, parse_record
+from sources.dynamodb_streams import parse_record
+from sources.lambda_events import parse_event
 
 EXAMPLES = int(os.environ.get("CDC_CONFIG_EXAMPLES") or 40)
 

@@ -20,7 +20,8 @@ from router.model import Route
 from router.records import ChangeRecord
 from router.sink import DELETE, UPSERT
 from router.transform import RouteTransform
-from sources.dynamodb_streams import parse_event, parse_record
+from sources.dynamodb_streams import parse_record
+from sources.lambda_events import parse_event
 
 KEYS_ONLY, NEW_AND_OLD = "KEYS_ONLY", "NEW_AND_OLD_IMAGES"
 
