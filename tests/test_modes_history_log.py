@@ -23,6 +23,7 @@ from psycopg import sql
 from redshift_on_postgres import ONE_ROUTE, target
 from test_property_convergence import EXAMPLES, HISTORY, STEP, apply_history, dynamodb, fresh_table  # noqa: F401
 from test_verify import counts, pair  # noqa: F401
+from test_verify_redshift import warehouse  # noqa: F401
 
 from operations.backfill import insert_record
 from router.model import Route
@@ -274,9 +275,12 @@ def test_history_and_log_equal_the_stream_under_any_delivery(both: dict[str, Any
                 row[:5] for row in expected]
 
 
+@pytest.mark.parametrize("sink", SINKS)
 @pytest.mark.parametrize("mode", ["history", "log"])
-def test_verify_compares_the_current_versions_with_dynamodb(mode: str, pair: Any) -> None:  # noqa: F811
-    employees = pair(ROUTE, mode=mode)
+def test_verify_compares_the_current_versions_with_dynamodb(mode: str, sink: str,
+                                                            request: pytest.FixtureRequest) -> None:
+    employees = (request.getfixturevalue("pair")(ROUTE, mode=mode) if sink == "aurora"
+                 else request.getfixturevalue("warehouse")(BOTH, mode=mode))  # Redshift: through the Data API path
     employees.put({"Id": 1, "empName": "Ana", "empDepartment": "Ops"}, {"Id": 2, "empName": "Bo"})
     # a newer version of 1 and a delete of 2, in DynamoDB and through the stream
     employees.put({"Id": 1, "empName": "Ana", "empDepartment": "Eng"})

@@ -77,6 +77,17 @@ def marks(pg: Any, sink: str) -> list[tuple[Any, ...]]:
     return [(r["Id"], r["Name"], r["_cdc_deleted_at"] is not None, r["_cdc_delete_reason"]) for r in rows]
 
 
+def expire_one_delete_one(pipeline: Any, stream: Stream) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
+    """Items 1-3 inserted, then a batch in which TTL expires 1 and a user deletes 2 (asserted applied,
+    one expiry counted): the inserts, the removes and that batch's result."""
+    inserts = [stream.insert({"Id": n, "empName": f"E{n}", "empDepartment": "Ops"}) for n in (1, 2, 3)]
+    removes = [expired(stream.remove({"Id": 1})), stream.remove({"Id": 2})]
+    assert pipeline.process(event(inserts)).response == OK
+    result = pipeline.process(event(removes))
+    assert (result.response, result.stats["employees"].expired) == (OK, 1)
+    return inserts, removes, result
+
+
 @pytest.mark.parametrize("sink", SINKS)
 @pytest.mark.parametrize(("deletes", "after"), [
     # a user's delete removes the row; an expiry marks it, with the reason
@@ -91,12 +102,8 @@ def test_a_soft_expiry_is_marked_with_its_reason_whatever_deletes_says(sink: str
                                                                         make_both_pipeline: Any) -> None:
     pipeline = make_both_pipeline(pg, ROUTE, sink=sink, deletes=deletes, ttl_deletes="soft")
     stream = Stream("Employees")
-    inserts = [stream.insert({"Id": n, "empName": f"E{n}", "empDepartment": "Ops"}) for n in (1, 2, 3)]
-    removes = [expired(stream.remove({"Id": 1})), stream.remove({"Id": 2})]
-    assert pipeline.process(event(inserts)).response == OK
     # WHEN TTL expires 1 and a user deletes 2, delivered twice, then the inserts again (stale)
-    result = pipeline.process(event(removes))
-    assert (result.response, result.stats["employees"].expired) == (OK, 1)
+    inserts, removes, result = expire_one_delete_one(pipeline, stream)
     assert result.stats["employees"].deleted == (0 if deletes == "ignore" else 1)
     for batch in (removes, inserts):
         assert pipeline.process(event(batch)).response == OK
@@ -174,12 +181,7 @@ def test_a_hard_expiry_removes_the_row_whatever_deletes_says(sink: str, deletes:
                                                               pg: Any, make_both_pipeline: Any) -> None:
     template = ROUTE.replace("    ttl_deletes: {ttl_deletes}\n", "    ttl_deletes: hard\n")
     pipeline = make_both_pipeline(pg, template, sink=sink, deletes=deletes)
-    stream = Stream("Employees")
-    inserts = [stream.insert({"Id": n, "empName": f"E{n}", "empDepartment": "Ops"}) for n in (1, 2, 3)]
-    removes = [expired(stream.remove({"Id": 1})), stream.remove({"Id": 2})]
-    assert pipeline.process(event(inserts)).response == OK
-    result = pipeline.process(event(removes))
-    assert (result.response, result.stats["employees"].expired) == (OK, 1)
+    inserts, removes, result = expire_one_delete_one(pipeline, Stream("Employees"))
     # WHEN the removes and the inserts are delivered again THEN the tombstone keeps the expired item away
     for batch in (removes, inserts):
         assert pipeline.process(event(batch)).response == OK

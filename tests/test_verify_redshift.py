@@ -93,19 +93,6 @@ def test_soft_deleted_rows_count_as_absent(warehouse: Any) -> None:
     assert counts(employees.verify()) == (1, 0, 1, 0, 0)
 
 
-@pytest.mark.parametrize("mode", ["history", "log"])
-def test_history_and_log_compare_their_current_versions(mode: str, warehouse: Any) -> None:
-    employees = warehouse(ONE_ROUTE + "    mode: {mode}\n", mode=mode)
-    employees.put({"Id": 1, "empName": "Ana", "empDepartment": "Ops"}, {"Id": 2, "empName": "Bo"})
-    employees.put({"Id": 1, "empName": "Ana", "empDepartment": "Eng"})
-    employees.dynamodb.delete_item(TableName="Employees", Key={"Id": {"N": "2"}})
-    assert employees.pipeline.process(event([employees.stream.remove({"Id": 2})])).response == OK
-    assert counts(employees.verify()) == (1, 1, 0, 0, 0)  # older versions and deleted items are history
-    employees.sql('UPDATE {0} SET "Department" = \'x\' WHERE "Id" = 1 AND "_cdc_version" = '
-                  '(SELECT max("_cdc_version") FROM {0} WHERE "Id" = 1)')
-    assert counts(employees.verify()) == (1, 1, 0, 0, 1)
-
-
 def test_an_auto_routes_added_columns_are_compared(make_both_pipeline: Any, pg: Any, warehouse_pg: Any) -> None:
     from test_auto_columns_sql import KEY, history, sessions
 
